@@ -1,0 +1,567 @@
+/*
+ * signer.c — linecert-signer, the only process that holds the PIN and the
+ * PKCS#11 session.
+ *
+ * It is exec'd by the station with one end of a socketpair on fd 3 and
+ * answers typed requests (proto.h).  It trusts its parent for configuration
+ * (which lines, which keys, which CA certificates) but not for what it signs:
+ * every ISSUE request is parsed and checked against the CSR policy again,
+ * the proof of possession is verified here (the authority, and the only
+ * place it is verified), and the certificate is built from the fixed leaf
+ * profile.  So a compromised front end can obtain only certificates the
+ * profile allows, never an arbitrary signature.  CA certificates can be made
+ * only when the signer was started with --setup (`linecert pki init`).
+ *
+ * It counts every signature it makes.  When the token goes away, signing
+ * fails with LC_ERR_HSM and the next request reloads the module from
+ * scratch (p11_reload) so the station recovers without a restart.
+ */
+#include "lcerr.h"
+#include "p11.h"
+#include "policy.h"
+#include "profile.h"
+#include "proto.h"
+
+#include <errno.h>
+#include <openssl/err.h>
+#include <openssl/x509.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SIGNER_FD 3
+#define MAX_LINES 64
+
+struct line {
+    char *id;
+    char *uri;
+    char *o;
+    char *ou;
+    uint32_t max_days;
+    X509 *ca; /* the line CA certificate from the chain file */
+    profile_issuer_t iss;
+    EVP_PKEY *key; /* HSM private key; NULL until found */
+};
+
+static struct {
+    int setup; /* --setup: CA_CERT and PUBKEY allowed */
+    p11_t *p11;
+    char *module;
+    char *pin_file;
+    char *softhsm_conf;
+    struct line lines[MAX_LINES];
+    size_t nlines;
+    int need_reload;     /* a signature failed: reload the module first */
+    uint64_t signatures; /* every signature made by this process */
+    policy_ctx_t *pctx;
+} S;
+
+static void die(const char *msg)
+{
+    fprintf(stderr, "linecert-signer: fatal: %s\n", msg);
+    exit(1);
+}
+
+static void harden(void)
+{
+    struct rlimit rl = {0, 0};
+
+    /* The PIN and the session must never end up in a core file or a debugger. */
+    if (setrlimit(RLIMIT_CORE, &rl) != 0 || prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+        die("cannot disable core dumps / ptrace");
+    signal(SIGPIPE, SIG_IGN);
+}
+
+static void line_clear(struct line *l)
+{
+    free(l->id);
+    free(l->uri);
+    free(l->o);
+    free(l->ou);
+    X509_free(l->ca);
+    EVP_PKEY_free(l->key);
+    profile_issuer_clear(&l->iss);
+    memset(l, 0, sizeof *l);
+}
+
+static void drop_keys(void)
+{
+    for (size_t i = 0; i < S.nlines; i++) {
+        EVP_PKEY_free(S.lines[i].key);
+        S.lines[i].key = NULL;
+    }
+}
+
+static int reply_error(int fd, uint32_t id, int err, const char *msg)
+{
+    proto_msg_t m = {0};
+    int ret;
+
+    proto_init(&m, PROTO_ERROR, id);
+    proto_put_u32(&m, T_ERROR, (uint32_t)err);
+    proto_put_str(&m, T_DETAIL, msg);
+    ret = proto_send(fd, &m);
+    proto_free(&m);
+    return ret;
+}
+
+static int reply_cert(int fd, uint32_t id, const unsigned char *der, size_t len)
+{
+    proto_msg_t m = {0};
+    int ret;
+
+    proto_init(&m, PROTO_CERT, id);
+    proto_put(&m, T_CERT, der, len);
+    proto_put_i64(&m, T_SIGNATURES, (int64_t)S.signatures);
+    ret = proto_send(fd, &m);
+    proto_free(&m);
+    return ret;
+}
+
+/* Makes sure the module is loaded and every line's key found; reloads after a failure. */
+static int ensure_keys(char *err, size_t errlen)
+{
+    int ret;
+
+    if (S.p11 == NULL) {
+        ret = p11_open(S.module, S.softhsm_conf, S.pin_file, &S.p11, err, errlen);
+        if (ret != LC_OK)
+            return ret;
+    } else if (S.need_reload) {
+        drop_keys();
+        ret = p11_reload(S.p11, err, errlen);
+        if (ret != LC_OK)
+            return ret;
+    }
+    S.need_reload = 0;
+    for (size_t i = 0; i < S.nlines; i++) {
+        struct line *l = &S.lines[i];
+        if (l->key != NULL)
+            continue;
+        ret = p11_find_key(S.p11, l->uri, 1, &l->key, err, errlen);
+        if (ret != LC_OK) {
+            S.need_reload = 1; /* the token may come back only with a fresh slot list */
+            return ret == LC_ERR_CONFIG ? ret : LC_ERR_HSM;
+        }
+    }
+    return LC_OK;
+}
+
+/* Checks that the HSM key is the one certified by the line's CA certificate. */
+static int check_key_matches(struct line *l, char *err, size_t errlen)
+{
+    EVP_PKEY *pub = NULL;
+    int ret;
+
+    ret = p11_find_key(S.p11, l->uri, 0, &pub, err, errlen);
+    if (ret == LC_ERR_NOT_FOUND)
+        return LC_OK; /* no public key object on the token: nothing to compare */
+    if (ret != LC_OK)
+        return ret;
+    if (EVP_PKEY_eq(pub, X509_get0_pubkey(l->ca)) != 1)
+        ret = lc_seterr(LC_ERR_CONFIG, err, errlen,
+                        "line %s: the key %s is not the key of the line CA certificate", l->id,
+                        l->uri);
+    EVP_PKEY_free(pub);
+    ERR_clear_error();
+    return ret;
+}
+
+static int do_configure(int fd, const proto_msg_t *m)
+{
+    proto_field_t f;
+    size_t pos = 0;
+    struct line *cur = NULL;
+    char err[256] = "";
+    int ret = LC_ERR_PROTOCOL, rc;
+    uint32_t version = 0;
+
+    if (S.module != NULL)
+        return reply_error(fd, m->id, LC_ERR_PROTOCOL, "already configured");
+    while ((rc = proto_next(m, &pos, &f)) == 1) {
+        char **dst = NULL;
+        switch (f.tag) {
+        case T_VERSION:
+            if (proto_get_u32(&f, &version) != 0)
+                goto bad;
+            break;
+        case T_MODULE:
+            dst = &S.module;
+            break;
+        case T_PIN_FILE:
+            dst = &S.pin_file;
+            break;
+        case T_SOFTHSM_CONF:
+            dst = &S.softhsm_conf;
+            break;
+        case T_LINE:
+            if (S.nlines == MAX_LINES)
+                goto bad;
+            cur = &S.lines[S.nlines++];
+            dst = &cur->id;
+            break;
+        case T_KEY_URI:
+        case T_SUBJECT_O:
+        case T_SUBJECT_OU:
+            if (cur == NULL)
+                goto bad;
+            dst = f.tag == T_KEY_URI ? &cur->uri : f.tag == T_SUBJECT_O ? &cur->o : &cur->ou;
+            break;
+        case T_MAX_DAYS:
+            if (cur == NULL || proto_get_u32(&f, &cur->max_days) != 0)
+                goto bad;
+            break;
+        case T_ISSUER_CERT: {
+            const unsigned char *p = f.val;
+            if (cur == NULL || cur->ca != NULL)
+                goto bad;
+            cur->ca = d2i_X509(NULL, &p, f.len);
+            if (cur->ca == NULL || p != f.val + f.len)
+                goto bad;
+            break;
+        }
+        default:
+            goto bad;
+        }
+        if (dst != NULL) {
+            free(*dst);
+            if ((*dst = proto_get_str(&f)) == NULL)
+                goto bad;
+        }
+    }
+    if (rc != 0 || version != PROTO_VERSION || S.module == NULL || S.pin_file == NULL)
+        goto bad;
+    for (size_t i = 0; i < S.nlines; i++) {
+        struct line *l = &S.lines[i];
+        if (l->id == NULL || l->uri == NULL || l->ca == NULL || l->max_days == 0)
+            goto bad;
+        ret = profile_issuer_from_cert(l->ca, &l->iss, err, sizeof err);
+        if (ret != LC_OK)
+            return reply_error(fd, m->id, ret, err);
+    }
+    ret = ensure_keys(err, sizeof err);
+    for (size_t i = 0; ret == LC_OK && i < S.nlines; i++)
+        ret = check_key_matches(&S.lines[i], err, sizeof err);
+    if (ret != LC_OK) /* configuration is kept: an HSM that comes back is picked up later */
+        return reply_error(fd, m->id, ret, err);
+    {
+        proto_msg_t r = {0};
+        proto_init(&r, PROTO_OK, m->id);
+        ret = proto_send(fd, &r);
+        proto_free(&r);
+    }
+    return ret;
+bad:
+    return reply_error(fd, m->id, LC_ERR_PROTOCOL, "malformed CONFIGURE message");
+}
+
+static struct line *find_line(const proto_field_t *f)
+{
+    for (size_t i = 0; i < S.nlines; i++)
+        if (strlen(S.lines[i].id) == f->len && memcmp(S.lines[i].id, f->val, f->len) == 0)
+            return &S.lines[i];
+    return NULL;
+}
+
+/* Signs tbs with key, counting the signature; marks the module for reload on failure. */
+static int sign_tbs(EVP_PKEY *key, enum lc_key_type kt, const der_buf_t *tbs, der_buf_t *cert,
+                    char *err, size_t errlen)
+{
+    unsigned char *sig = NULL;
+    size_t sig_len = 0;
+    int ret;
+
+    ret = p11_sign(key, profile_md_nid(kt), tbs->p, tbs->len, &sig, &sig_len, err, errlen);
+    if (ret != LC_OK) {
+        S.need_reload = 1;
+        return ret;
+    }
+    S.signatures++;
+    ret = profile_assemble(kt, tbs->p, tbs->len, sig, sig_len, cert);
+    free(sig);
+    return ret;
+}
+
+static int do_issue(int fd, const proto_msg_t *m)
+{
+    proto_field_t f, csr_f = {0};
+    size_t pos = 0;
+    struct line *l = NULL;
+    profile_leaf_t leaf;
+    lc_csr_t csr;
+    lc_refusal_t why = {0};
+    der_buf_t tbs = {0}, cert = {0};
+    char err[256] = "";
+    int have_serial = 0, rc, ret;
+    int64_t now = (int64_t)time(NULL);
+
+    memset(&leaf, 0, sizeof leaf);
+    while ((rc = proto_next(m, &pos, &f)) == 1) {
+        if (f.tag == T_LINE)
+            l = find_line(&f);
+        else if (f.tag == T_CSR)
+            csr_f = f;
+        else if (f.tag == T_SERIAL && f.len == PROFILE_SERIAL_LEN) {
+            memcpy(leaf.serial, f.val, PROFILE_SERIAL_LEN);
+            have_serial = 1;
+        } else if (f.tag == T_NOT_BEFORE) {
+            if (proto_get_i64(&f, &leaf.not_before) != 0)
+                rc = -1;
+        } else if (f.tag == T_NOT_AFTER) {
+            if (proto_get_i64(&f, &leaf.not_after) != 0)
+                rc = -1;
+        } else {
+            rc = -1;
+        }
+        if (rc < 0)
+            break;
+    }
+    if (rc != 0 || csr_f.val == NULL || !have_serial)
+        return reply_error(fd, m->id, LC_ERR_PROTOCOL, "malformed ISSUE message");
+    if (l == NULL)
+        return reply_error(fd, m->id, LC_ERR_CONFIG, "unknown line");
+    /* The serial must have the profile's form: positive, 16 octets, no leading zero octet. */
+    if ((leaf.serial[0] & 0x80) || leaf.serial[0] == 0)
+        return reply_error(fd, m->id, LC_ERR_PROTOCOL, "serial does not follow the profile");
+    if (leaf.not_before > now + 300 || leaf.not_before < now - 86400 ||
+        leaf.not_after <= leaf.not_before ||
+        leaf.not_after - leaf.not_before > (int64_t)l->max_days * 86400 + 86400)
+        return reply_error(fd, m->id, LC_ERR_PROTOCOL, "validity outside the line's profile");
+    if (policy_csr_parse(csr_f.val, csr_f.len, &csr, &why) != 0 ||
+        policy_csr_verify(S.pctx, &csr, &why) != 0) {
+        proto_msg_t r = {0};
+        proto_init(&r, PROTO_REFUSED, m->id);
+        proto_put_u32(&r, T_REASON, (uint32_t)why.reason);
+        proto_put_str(&r, T_DETAIL, why.detail);
+        ret = proto_send(fd, &r);
+        proto_free(&r);
+        return ret;
+    }
+    ret = ensure_keys(err, sizeof err);
+    if (ret != LC_OK)
+        return reply_error(fd, m->id, ret, err);
+    leaf.csr = &csr;
+    leaf.o = l->o;
+    leaf.ou = l->ou;
+    ret = profile_leaf_tbs(&l->iss, &leaf, &tbs);
+    if (ret == LC_OK)
+        ret = sign_tbs(l->key, l->iss.key_type, &tbs, &cert, err, sizeof err);
+    if (ret == LC_OK)
+        ret = reply_cert(fd, m->id, cert.p, cert.len);
+    else
+        ret = reply_error(fd, m->id, ret, err[0] ? err : lc_strerror(ret));
+    der_buf_free(&tbs);
+    der_buf_free(&cert);
+    return ret;
+}
+
+/* Setup mode: the SubjectPublicKeyInfo of a token key (DER, in a CERT reply's T_CERT). */
+static int spki_of(const char *uri, unsigned char **spki, int *len, EVP_PKEY **pub_out, char *err,
+                   size_t errlen)
+{
+    EVP_PKEY *pub = NULL;
+    int ret;
+
+    *spki = NULL;
+    ret = p11_find_key(S.p11, uri, 0, &pub, err, errlen);
+    if (ret != LC_OK)
+        return ret;
+    *len = i2d_PUBKEY(pub, spki);
+    if (*len <= 0) {
+        EVP_PKEY_free(pub);
+        return lc_seterr(LC_ERR_CRYPTO, err, errlen, "cannot encode public key of %s", uri);
+    }
+    if (pub_out != NULL)
+        *pub_out = pub;
+    else
+        EVP_PKEY_free(pub);
+    return LC_OK;
+}
+
+static enum lc_key_type key_type_of(EVP_PKEY *pub)
+{
+    char group[64] = "";
+    size_t gl = 0;
+
+    if (EVP_PKEY_is_a(pub, "RSA"))
+        return LC_KEY_RSA;
+    EVP_PKEY_get_utf8_string_param(pub, "group", group, sizeof group, &gl);
+    if (strcmp(group, "secp384r1") == 0)
+        return LC_KEY_EC_P384;
+    if (strcmp(group, "prime256v1") == 0)
+        return LC_KEY_EC_P256;
+    return LC_KEY_NONE;
+}
+
+static int do_ca_cert(int fd, const proto_msg_t *m)
+{
+    proto_field_t f;
+    size_t pos = 0;
+    char *issuer_uri = NULL, *subject_uri = NULL, *cn = NULL, *o = NULL;
+    char err[256] = "";
+    X509 *issuer_cert = NULL;
+    profile_issuer_t iss = {0};
+    profile_ca_t ca;
+    unsigned char *spki = NULL;
+    int spki_len = 0, rc, ret = LC_ERR_PROTOCOL;
+    uint32_t pathlen = (uint32_t)-1;
+    EVP_PKEY *signer_key = NULL, *subject_pub = NULL;
+    enum lc_key_type kt;
+    der_buf_t tbs = {0}, cert = {0};
+
+    memset(&ca, 0, sizeof ca);
+    while ((rc = proto_next(m, &pos, &f)) == 1) {
+        const unsigned char *p = f.val;
+        switch (f.tag) {
+        case T_ISSUER_KEY_URI:
+            issuer_uri = proto_get_str(&f);
+            break;
+        case T_SUBJECT_KEY_URI:
+            subject_uri = proto_get_str(&f);
+            break;
+        case T_SUBJECT_CN:
+            cn = proto_get_str(&f);
+            break;
+        case T_SUBJECT_O:
+            o = proto_get_str(&f);
+            break;
+        case T_PATHLEN:
+            proto_get_u32(&f, &pathlen);
+            break;
+        case T_ISSUER_CERT:
+            issuer_cert = d2i_X509(NULL, &p, f.len);
+            break;
+        case T_SERIAL:
+            if (f.len == PROFILE_SERIAL_LEN)
+                memcpy(ca.serial, f.val, PROFILE_SERIAL_LEN);
+            break;
+        case T_NOT_BEFORE:
+            proto_get_i64(&f, &ca.not_before);
+            break;
+        case T_NOT_AFTER:
+            proto_get_i64(&f, &ca.not_after);
+            break;
+        default:
+            rc = -1;
+        }
+        if (rc < 0)
+            break;
+    }
+    if (rc != 0 || issuer_uri == NULL || subject_uri == NULL || cn == NULL) {
+        ret = reply_error(fd, m->id, LC_ERR_PROTOCOL, "malformed CA_CERT message");
+        goto out;
+    }
+    ret = ensure_keys(err, sizeof err);
+    if (ret == LC_OK)
+        ret = spki_of(subject_uri, &spki, &spki_len, &subject_pub, err, sizeof err);
+    if (ret == LC_OK)
+        ret = p11_find_key(S.p11, issuer_uri, 1, &signer_key, err, sizeof err);
+    if (ret == LC_OK && issuer_cert != NULL)
+        ret = profile_issuer_from_cert(issuer_cert, &iss, err, sizeof err);
+    if (ret != LC_OK) {
+        ret = reply_error(fd, m->id, ret, err);
+        goto out;
+    }
+    kt = issuer_cert != NULL ? iss.key_type : key_type_of(subject_pub);
+    ca.spki = spki;
+    ca.spki_len = (size_t)spki_len;
+    ca.cn = cn;
+    ca.o = o;
+    ca.pathlen = (int32_t)pathlen;
+    ret = profile_ca_tbs(issuer_cert != NULL ? &iss : NULL, kt, &ca, &tbs);
+    if (ret == LC_OK)
+        ret = sign_tbs(signer_key, kt, &tbs, &cert, err, sizeof err);
+    ret = ret == LC_OK ? reply_cert(fd, m->id, cert.p, cert.len)
+                       : reply_error(fd, m->id, ret, err[0] ? err : lc_strerror(ret));
+out:
+    der_buf_free(&tbs);
+    der_buf_free(&cert);
+    EVP_PKEY_free(signer_key);
+    EVP_PKEY_free(subject_pub);
+    OPENSSL_free(spki);
+    X509_free(issuer_cert);
+    profile_issuer_clear(&iss);
+    free(issuer_uri);
+    free(subject_uri);
+    free(cn);
+    free(o);
+    return ret;
+}
+
+static int do_status(int fd, const proto_msg_t *m)
+{
+    proto_msg_t r = {0};
+    char err[256];
+    int ret, ok = S.module != NULL && ensure_keys(err, sizeof err) == LC_OK;
+
+    proto_init(&r, PROTO_STATUS_REPLY, m->id);
+    proto_put_i64(&r, T_SIGNATURES, (int64_t)S.signatures);
+    proto_put_u32(&r, T_HSM_OK, (uint32_t)ok);
+    ret = proto_send(fd, &r);
+    proto_free(&r);
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    proto_msg_t m = {0};
+    int fd = SIGNER_FD, ret;
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--setup") == 0) {
+            S.setup = 1;
+        } else {
+            fprintf(stderr, "usage: linecert-signer [--setup]  (started by linecert with the "
+                            "request socket on fd 3)\n");
+            return 2;
+        }
+    }
+    harden();
+    S.pctx = policy_ctx_new();
+    if (S.pctx == NULL)
+        die("out of memory");
+    for (;;) {
+        ret = proto_recv(fd, &m);
+        if (ret == LC_ERR_IO && errno == 0)
+            break; /* the station closed the socket: orderly exit */
+        if (ret != LC_OK)
+            die("malformed frame from the station");
+        switch (m.type) {
+        case PROTO_CONFIGURE:
+            ret = do_configure(fd, &m);
+            break;
+        case PROTO_ISSUE:
+            ret = S.module ? do_issue(fd, &m)
+                           : reply_error(fd, m.id, LC_ERR_PROTOCOL, "not configured");
+            break;
+        case PROTO_STATUS:
+            ret = do_status(fd, &m);
+            break;
+        case PROTO_CA_CERT:
+            ret = S.setup && S.module ? do_ca_cert(fd, &m)
+                                      : reply_error(fd, m.id, LC_ERR_PROTOCOL,
+                                                    "CA certificates only in --setup mode");
+            break;
+        default:
+            ret = reply_error(fd, m.id, LC_ERR_PROTOCOL, "unknown request type");
+        }
+        if (ret != LC_OK)
+            break; /* the station is gone */
+    }
+    proto_free(&m);
+    drop_keys();
+    for (size_t i = 0; i < S.nlines; i++)
+        line_clear(&S.lines[i]);
+    p11_free(S.p11);
+    policy_ctx_free(S.pctx);
+    free(S.module);
+    free(S.pin_file);
+    free(S.softhsm_conf);
+    return 0;
+}

@@ -1,0 +1,254 @@
+/*
+ * signer_client.c — spawning and calling linecert-signer (see signer_client.h).
+ */
+#include "signer_client.h"
+
+#include "lcerr.h"
+#include "policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+struct signer_client {
+    int fd;
+    pid_t pid;
+    uint32_t next_id;
+};
+
+int signer_client_spawn(const char *program, int setup, signer_client_t **out, char *err,
+                        size_t errlen)
+{
+    signer_client_t *c;
+    int sv[2];
+    pid_t pid;
+
+    *out = NULL;
+    if (access(program, X_OK) != 0)
+        return lc_seterr(LC_ERR_SIGNER, err, errlen, "signer program %s: %s", program,
+                         strerror(errno));
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+        return lc_seterr(LC_ERR_SIGNER, err, errlen, "socketpair: %s", strerror(errno));
+    c = calloc(1, sizeof *c);
+    if (c == NULL) {
+        close(sv[0]);
+        close(sv[1]);
+        return lc_seterr(LC_ERR_NOMEM, err, errlen, "out of memory");
+    }
+    pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        free(c);
+        return lc_seterr(LC_ERR_SIGNER, err, errlen, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        /* Child: only fds 0-2 and the request socket on 3 survive the exec. */
+        if (dup2(sv[1], 3) < 0)
+            _exit(127);
+        for (int fd = 4; fd < 1024; fd++)
+            close(fd);
+        signal(SIGPIPE, SIG_DFL);
+        if (setup)
+            execl(program, "linecert-signer", "--setup", (char *)NULL);
+        else
+            execl(program, "linecert-signer", (char *)NULL);
+        _exit(127);
+    }
+    close(sv[1]);
+    c->fd = sv[0];
+    c->pid = pid;
+    c->next_id = 1;
+    *out = c;
+    return LC_OK;
+}
+
+void signer_client_free(signer_client_t *c)
+{
+    int status;
+
+    if (c == NULL)
+        return;
+    if (c->fd >= 0)
+        close(c->fd);
+    while (c->pid > 0 && waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    free(c);
+}
+
+pid_t signer_client_pid(const signer_client_t *c)
+{
+    return c->pid;
+}
+
+int signer_client_call(signer_client_t *c, proto_msg_t *m, proto_msg_t *resp, char *err,
+                       size_t errlen)
+{
+    int ret;
+
+    m->id = c->next_id++;
+    if (c->next_id == 0)
+        c->next_id = 1;
+    ret = proto_send(c->fd, m);
+    if (ret == LC_ERR_NOMEM)
+        return lc_seterr(LC_ERR_SIGNER, err, errlen, "request too large or out of memory");
+    if (ret != LC_OK)
+        return lc_seterr(LC_ERR_SIGNER, err, errlen, "signer is not running (write: %s)",
+                         strerror(errno));
+    ret = proto_recv(c->fd, resp);
+    if (ret != LC_OK)
+        return lc_seterr(LC_ERR_SIGNER, err, errlen, "signer %s",
+                         ret == LC_ERR_IO ? "exited or crashed" : "sent a malformed reply");
+    if (resp->id != m->id)
+        return lc_seterr(LC_ERR_SIGNER, err, errlen, "signer answered request %u, not %u", resp->id,
+                         m->id);
+    return LC_OK;
+}
+
+int signer_client_result(const proto_msg_t *resp, signer_result_t *res)
+{
+    proto_field_t f;
+    size_t pos = 0;
+    int rc;
+
+    memset(res, 0, sizeof *res);
+    res->kind = resp->type;
+    if (resp->type != PROTO_CERT && resp->type != PROTO_REFUSED && resp->type != PROTO_ERROR)
+        return LC_ERR_SIGNER;
+    while ((rc = proto_next(resp, &pos, &f)) == 1) {
+        uint32_t v;
+        int64_t s;
+        switch (f.tag) {
+        case T_CERT:
+            free(res->der);
+            res->der = malloc(f.len ? f.len : 1);
+            if (res->der == NULL)
+                return LC_ERR_NOMEM;
+            memcpy(res->der, f.val, f.len);
+            res->der_len = f.len;
+            break;
+        case T_REASON:
+            if (proto_get_u32(&f, &v) == 0)
+                res->reason = (int)v;
+            break;
+        case T_ERROR:
+            if (proto_get_u32(&f, &v) == 0)
+                res->err = (int)(int32_t)v;
+            break;
+        case T_DETAIL: {
+            size_t n = f.len < sizeof res->detail - 1 ? f.len : sizeof res->detail - 1;
+            memcpy(res->detail, f.val, n);
+            res->detail[n] = '\0';
+            break;
+        }
+        case T_SIGNATURES:
+            if (proto_get_i64(&f, &s) == 0)
+                res->signatures = (uint64_t)s;
+            break;
+        default:
+            break;
+        }
+    }
+    if (rc != 0 || (res->kind == PROTO_CERT && res->der == NULL)) {
+        free(res->der);
+        res->der = NULL;
+        return LC_ERR_SIGNER;
+    }
+    if (res->kind == PROTO_ERROR && res->err == 0)
+        res->err = LC_ERR_SIGNER;
+    return LC_OK;
+}
+
+int signer_client_configure(signer_client_t *c, const signer_conf_t *conf, char *err, size_t errlen)
+{
+    proto_msg_t m = {0}, r = {0};
+    signer_result_t res;
+    int ret;
+
+    proto_init(&m, PROTO_CONFIGURE, 0);
+    proto_put_u32(&m, T_VERSION, PROTO_VERSION);
+    proto_put_str(&m, T_MODULE, conf->module);
+    proto_put_str(&m, T_PIN_FILE, conf->pin_file);
+    proto_put_str(&m, T_SOFTHSM_CONF, conf->softhsm_conf);
+    for (size_t i = 0; i < conf->nlines; i++) {
+        const signer_line_t *l = &conf->lines[i];
+        proto_put_str(&m, T_LINE, l->id);
+        proto_put_str(&m, T_KEY_URI, l->key_uri);
+        proto_put(&m, T_ISSUER_CERT, l->ca_der, l->ca_der_len);
+        proto_put_str(&m, T_SUBJECT_O, l->o);
+        proto_put_str(&m, T_SUBJECT_OU, l->ou);
+        proto_put_u32(&m, T_MAX_DAYS, l->max_days);
+    }
+    ret = signer_client_call(c, &m, &r, err, errlen);
+    if (ret == LC_OK && r.type != PROTO_OK) {
+        if (r.type == PROTO_ERROR && signer_client_result(&r, &res) == LC_OK)
+            ret = lc_seterr(res.err, err, errlen, "%s", res.detail);
+        else
+            ret = lc_seterr(LC_ERR_SIGNER, err, errlen, "unexpected reply to CONFIGURE");
+    }
+    proto_free(&m);
+    proto_free(&r);
+    return ret;
+}
+
+int signer_client_issue(signer_client_t *c, const char *line, const unsigned char *csr,
+                        size_t csr_len, const unsigned char serial[16], int64_t not_before,
+                        int64_t not_after, signer_result_t *res)
+{
+    proto_msg_t m = {0}, r = {0};
+    int ret;
+
+    memset(res, 0, sizeof *res);
+    proto_init(&m, PROTO_ISSUE, 0);
+    proto_put_str(&m, T_LINE, line);
+    proto_put(&m, T_CSR, csr, csr_len);
+    proto_put(&m, T_SERIAL, serial, 16);
+    proto_put_i64(&m, T_NOT_BEFORE, not_before);
+    proto_put_i64(&m, T_NOT_AFTER, not_after);
+    ret = signer_client_call(c, &m, &r, res->detail, sizeof res->detail);
+    if (ret == LC_OK) {
+        ret = signer_client_result(&r, res);
+        if (ret != LC_OK)
+            lc_seterr(ret, res->detail, sizeof res->detail, "malformed reply from the signer");
+    }
+    if (ret != LC_OK) {
+        res->kind = PROTO_ERROR;
+        res->err = LC_ERR_SIGNER;
+    }
+    proto_free(&m);
+    proto_free(&r);
+    return ret;
+}
+
+int signer_client_status(signer_client_t *c, uint64_t *signatures, int *hsm_ok, char *err,
+                         size_t errlen)
+{
+    proto_msg_t m = {0}, r = {0};
+    proto_field_t f;
+    size_t pos = 0;
+    int ret;
+
+    *signatures = 0;
+    *hsm_ok = 0;
+    proto_init(&m, PROTO_STATUS, 0);
+    ret = signer_client_call(c, &m, &r, err, errlen);
+    if (ret == LC_OK && r.type != PROTO_STATUS_REPLY)
+        ret = lc_seterr(LC_ERR_SIGNER, err, errlen, "unexpected reply to STATUS");
+    while (ret == LC_OK && proto_next(&r, &pos, &f) == 1) {
+        int64_t s;
+        uint32_t v;
+        if (f.tag == T_SIGNATURES && proto_get_i64(&f, &s) == 0)
+            *signatures = (uint64_t)s;
+        else if (f.tag == T_HSM_OK && proto_get_u32(&f, &v) == 0)
+            *hsm_ok = (int)v;
+    }
+    proto_free(&m);
+    proto_free(&r);
+    return ret;
+}

@@ -1,0 +1,93 @@
+/*
+ * signer_client.h — the station's side of linecert-signer.
+ *
+ * Spawns the signer (socketpair + fork + exec, the socket on the child's
+ * fd 3, nothing else inherited), configures it, and sends it requests.  The
+ * signer is exec'd, never just forked, so no PKCS#11 state ever crosses a
+ * fork.  This library does not link libp11.
+ */
+#ifndef LINECERT_SIGNER_CLIENT_H
+#define LINECERT_SIGNER_CLIENT_H
+
+#include "proto.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct signer_client signer_client_t;
+
+/* One line as the signer needs it. */
+typedef struct signer_line {
+    const char *id;
+    const char *key_uri;
+    const unsigned char *ca_der; /* the line CA certificate */
+    size_t ca_der_len;
+    const char *o;  /* may be NULL */
+    const char *ou; /* may be NULL */
+    uint32_t max_days;
+} signer_line_t;
+
+typedef struct signer_conf {
+    const char *module;
+    const char *pin_file;
+    const char *softhsm_conf; /* may be NULL */
+    const signer_line_t *lines;
+    size_t nlines;
+} signer_conf_t;
+
+/* The outcome of a request. */
+typedef struct signer_result {
+    int kind;           /* PROTO_CERT, PROTO_REFUSED or PROTO_ERROR */
+    unsigned char *der; /* PROTO_CERT: malloc'd certificate, caller frees */
+    size_t der_len;
+    int reason;          /* PROTO_REFUSED: enum lc_reason */
+    int err;             /* PROTO_ERROR: lc_err from the signer */
+    char detail[256];    /* refusal detail or error message */
+    uint64_t signatures; /* the signer's signature counter after this request */
+} signer_result_t;
+
+/*
+ * Starts program (linecert-signer) with "--setup" when setup is non-zero.
+ * Returns LC_OK or LC_ERR_SIGNER with a message.  Free with signer_client_free().
+ */
+int signer_client_spawn(const char *program, int setup, signer_client_t **out, char *err,
+                        size_t errlen);
+
+/* Closes the socket (the signer exits) and reaps the child.  NULL is a no-op. */
+void signer_client_free(signer_client_t *c);
+
+/* The child's pid (for the daemon's supervision). */
+pid_t signer_client_pid(const signer_client_t *c);
+
+/*
+ * Sends CONFIGURE.  Returns LC_OK; the signer's error (LC_ERR_HSM,
+ * LC_ERR_CONFIG...) with its message; or LC_ERR_SIGNER if it is gone.
+ */
+int signer_client_configure(signer_client_t *c, const signer_conf_t *conf, char *err,
+                            size_t errlen);
+
+/*
+ * Asks for a leaf certificate.  Returns LC_OK with *res filled (kind says
+ * CERT, REFUSED or ERROR), or LC_ERR_SIGNER if the signer is gone or broke
+ * the protocol.  Release res->der with free().
+ */
+int signer_client_issue(signer_client_t *c, const char *line, const unsigned char *csr,
+                        size_t csr_len, const unsigned char serial[16], int64_t not_before,
+                        int64_t not_after, signer_result_t *res);
+
+/*
+ * Sends a prepared request m (its id is assigned here) and waits for the
+ * reply into resp.  Returns LC_OK or LC_ERR_SIGNER.
+ */
+int signer_client_call(signer_client_t *c, proto_msg_t *m, proto_msg_t *resp, char *err,
+                       size_t errlen);
+
+/* Reads a CERT/REFUSED/ERROR reply into *res.  Returns LC_OK or LC_ERR_SIGNER. */
+int signer_client_result(const proto_msg_t *resp, signer_result_t *res);
+
+/* Asks for the signature counter and token state. */
+int signer_client_status(signer_client_t *c, uint64_t *signatures, int *hsm_ok, char *err,
+                         size_t errlen);
+
+#endif

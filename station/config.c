@@ -1,0 +1,330 @@
+/*
+ * config.c — INI configuration with per-key validation (see config.h).
+ */
+#include "config.h"
+
+#include "lcerr.h"
+#include "p11uri.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+struct parse {
+    lc_config_t *cfg;
+    FILE *f;
+    int lineno; /* line inih is handling now (counted by our reader) */
+    char *err;
+    size_t errlen;
+    int failed;
+};
+
+/* fgets wrapper that counts lines so errors can name them. */
+static char *reader(char *str, int num, void *stream)
+{
+    struct parse *p = stream;
+    char *r = fgets(str, num, p->f);
+
+    if (r != NULL)
+        p->lineno++;
+    return r;
+}
+
+static int fail(struct parse *p, const char *section, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(struct parse *p, const char *section, const char *key, const char *fmt, ...)
+{
+    char msg[300];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!p->failed)
+        lc_seterr(LC_ERR_CONFIG, p->err, p->errlen, "%s:%d: [%s] %s: %s", p->cfg->path, p->lineno,
+                  section, key, msg);
+    p->failed = 1;
+    return 0; /* inih: stop */
+}
+
+/* Resolves a path relative to the configuration file's directory. */
+static char *resolve(const lc_config_t *cfg, const char *v)
+{
+    char *out = NULL;
+
+    if (v[0] == '/')
+        return strdup(v);
+    if (asprintf(&out, "%s/%s", cfg->dir, v) < 0)
+        return NULL;
+    return out;
+}
+
+static int set_str(struct parse *p, char **dst, const char *section, const char *key,
+                   const char *value)
+{
+    if (*dst != NULL)
+        return fail(p, section, key, "given twice");
+    *dst = strdup(value);
+    if (*dst == NULL)
+        return fail(p, section, key, "out of memory");
+    return 1;
+}
+
+/* A path key: resolved; must exist when must_exist; stored into *dst. */
+static int set_path(struct parse *p, char **dst, const char *section, const char *key,
+                    const char *value, int must_exist)
+{
+    struct stat st;
+
+    if (*dst != NULL)
+        return fail(p, section, key, "given twice");
+    if (*value == '\0')
+        return fail(p, section, key, "empty path");
+    *dst = resolve(p->cfg, value);
+    if (*dst == NULL)
+        return fail(p, section, key, "out of memory");
+    if (must_exist && stat(*dst, &st) != 0)
+        return fail(p, section, key, "%s: %s", *dst, strerror(errno));
+    return 1;
+}
+
+static int set_int(struct parse *p, int *dst, const char *section, const char *key,
+                   const char *value, long lo, long hi)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(value, &end, 10);
+    if (errno != 0 || end == value || *end != '\0' || v < lo || v > hi)
+        return fail(p, section, key, "\"%s\" is not a whole number from %ld to %ld", value, lo, hi);
+    *dst = (int)v;
+    return 1;
+}
+
+static int station_key(struct parse *p, const char *s, const char *k, const char *v)
+{
+    lc_config_t *c = p->cfg;
+    struct stat st;
+
+    if (strcmp(k, "audit_db") == 0) {
+        char *dir, *slash;
+        if (!set_path(p, &c->audit_db, s, k, v, 0))
+            return 0;
+        dir = strdup(c->audit_db);
+        if (dir == NULL)
+            return fail(p, s, k, "out of memory");
+        slash = strrchr(dir, '/');
+        if (slash != NULL && slash != dir)
+            *slash = '\0';
+        if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)) {
+            fail(p, s, k, "directory %s does not exist", dir);
+            free(dir);
+            return 0;
+        }
+        free(dir);
+        return 1;
+    }
+    if (strcmp(k, "pkcs11_module") == 0) {
+        if (v[0] != '/')
+            return fail(p, s, k, "must be an absolute path");
+        return set_path(p, &c->pkcs11_module, s, k, v, 1);
+    }
+    if (strcmp(k, "pin_file") == 0) {
+        if (!set_path(p, &c->pin_file, s, k, v, 1))
+            return 0;
+        if (stat(c->pin_file, &st) != 0 || !S_ISREG(st.st_mode))
+            return fail(p, s, k, "%s is not a regular file", c->pin_file);
+        if (st.st_mode & 077)
+            return fail(p, s, k, "%s is readable by group/other (mode %03o); chmod 600 it",
+                        c->pin_file, (unsigned)(st.st_mode & 0777));
+        return 1;
+    }
+    if (strcmp(k, "softhsm2_conf") == 0)
+        return set_path(p, &c->softhsm2_conf, s, k, v, 1);
+    if (strcmp(k, "signer") == 0)
+        return set_path(p, &c->signer, s, k, v, 1);
+    if (strcmp(k, "not_before_skew_s") == 0)
+        return set_int(p, &c->not_before_skew_s, s, k, v, 0, 86400);
+    return fail(p, s, k, "unknown key");
+}
+
+static lc_line_cfg_t *line_for(struct parse *p, const char *section)
+{
+    lc_config_t *c = p->cfg;
+    const char *id = section + 5;
+
+    for (size_t i = 0; i < c->nlines; i++)
+        if (strcmp(c->lines[i].id, id) == 0)
+            return &c->lines[i];
+    if (c->nlines == CONFIG_MAX_LINES)
+        return NULL;
+    c->lines[c->nlines].id = strdup(id);
+    c->lines[c->nlines].validity_days = 3650;
+    return &c->lines[c->nlines++];
+}
+
+static int line_key(struct parse *p, const char *s, const char *k, const char *v)
+{
+    lc_line_cfg_t *l = line_for(p, s);
+    char msg[200];
+
+    if (l == NULL || l->id == NULL)
+        return fail(p, s, k, "too many lines (at most %d)", CONFIG_MAX_LINES);
+    if (strcmp(k, "name") == 0)
+        return set_str(p, &l->name, s, k, v);
+    if (strcmp(k, "ca_key") == 0) {
+        if (p11uri_check(v, msg, sizeof msg) != LC_OK)
+            return fail(p, s, k, "%s", msg);
+        return set_str(p, &l->ca_key, s, k, v);
+    }
+    if (strcmp(k, "chain") == 0)
+        return set_path(p, &l->chain, s, k, v, 1);
+    if (strcmp(k, "validity_days") == 0)
+        return set_int(p, &l->validity_days, s, k, v, 1, 36500);
+    if (strcmp(k, "subject_o") == 0)
+        return set_str(p, &l->subject_o, s, k, v);
+    if (strcmp(k, "subject_ou") == 0)
+        return set_str(p, &l->subject_ou, s, k, v);
+    return fail(p, s, k, "unknown key");
+}
+
+static int valid_line_id(const char *id)
+{
+    if (*id == '\0' || strlen(id) > 32)
+        return 0;
+    for (; *id; id++)
+        if (!((*id >= 'a' && *id <= 'z') || (*id >= 'A' && *id <= 'Z') ||
+              (*id >= '0' && *id <= '9') || *id == '-' || *id == '_'))
+            return 0;
+    return 1;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+    struct parse *p = user;
+
+    if (p->failed)
+        return 0;
+    if (strcmp(section, "station") == 0)
+        return station_key(p, section, name, value);
+    if (strncmp(section, "line.", 5) == 0) {
+        if (!valid_line_id(section + 5))
+            return fail(p, section, name,
+                        "line id must be 1-32 characters of A-Za-z0-9-_ (in the section name)");
+        return line_key(p, section, name, value);
+    }
+    return fail(p, section, name, "unknown section (expected [station] or [line.<id>])");
+}
+
+int config_load(const char *path, lc_config_t **out, char *err, size_t errlen)
+{
+    struct parse p = {0};
+    lc_config_t *c;
+    char real[PATH_MAX];
+    int rc, ret = LC_ERR_CONFIG;
+
+    *out = NULL;
+    c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return lc_seterr(LC_ERR_NOMEM, err, errlen, "out of memory");
+    c->path = strdup(path);
+    c->not_before_skew_s = 300;
+    p.cfg = c;
+    p.err = err;
+    p.errlen = errlen;
+    if (c->path == NULL || realpath(path, real) == NULL) {
+        lc_seterr(ret, err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    {
+        char *slash = strrchr(real, '/');
+        if (slash == real)
+            slash[1] = '\0';
+        else if (slash != NULL)
+            *slash = '\0';
+        c->dir = strdup(real);
+    }
+    p.f = fopen(path, "re");
+    if (p.f == NULL) {
+        lc_seterr(ret, err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    rc = ini_parse_stream(reader, &p, handler, &p);
+    fclose(p.f);
+    if (p.failed)
+        goto out;
+    if (rc != 0) {
+        lc_seterr(ret, err, errlen, "%s:%d: syntax error (expected [section] or key = value)", path,
+                  rc > 0 ? rc : p.lineno);
+        goto out;
+    }
+    if (c->audit_db == NULL || c->pkcs11_module == NULL || c->pin_file == NULL) {
+        lc_seterr(ret, err, errlen, "%s: [station]: missing required key %s", path,
+                  c->audit_db == NULL        ? "audit_db"
+                  : c->pkcs11_module == NULL ? "pkcs11_module"
+                                             : "pin_file");
+        goto out;
+    }
+    if (c->nlines == 0) {
+        lc_seterr(ret, err, errlen, "%s: no [line.<id>] section", path);
+        goto out;
+    }
+    for (size_t i = 0; i < c->nlines; i++) {
+        lc_line_cfg_t *l = &c->lines[i];
+        if (l->ca_key == NULL || l->chain == NULL) {
+            lc_seterr(ret, err, errlen, "%s: [line.%s]: missing required key %s", path, l->id,
+                      l->ca_key == NULL ? "ca_key" : "chain");
+            goto out;
+        }
+        if (l->name == NULL && asprintf(&l->name, "Line %s", l->id) < 0) {
+            l->name = NULL;
+            lc_seterr(ret, err, errlen, "out of memory");
+            goto out;
+        }
+    }
+    *out = c;
+    c = NULL;
+    ret = LC_OK;
+out:
+    config_free(c);
+    return ret;
+}
+
+void config_free(lc_config_t *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->nlines; i++) {
+        lc_line_cfg_t *l = &c->lines[i];
+        free(l->id);
+        free(l->name);
+        free(l->ca_key);
+        free(l->chain);
+        free(l->subject_o);
+        free(l->subject_ou);
+    }
+    free(c->path);
+    free(c->dir);
+    free(c->audit_db);
+    free(c->pkcs11_module);
+    free(c->pin_file);
+    free(c->softhsm2_conf);
+    free(c->signer);
+    free(c);
+}
+
+const lc_line_cfg_t *config_line(const lc_config_t *cfg, const char *id)
+{
+    for (size_t i = 0; i < cfg->nlines; i++)
+        if (strcmp(cfg->lines[i].id, id) == 0)
+            return &cfg->lines[i];
+    return NULL;
+}

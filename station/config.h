@@ -1,0 +1,51 @@
+/*
+ * config.h — the station configuration file (INI, docs/config.md).
+ *
+ * Parsed with libinih.  Every value is checked as it is read, so an error
+ * names the file, the line and the key: "station.ini:12: [line.1] ca_key:
+ * not a PKCS#11 URI".  Relative paths are resolved against the directory of
+ * the configuration file, so a generated PKI folder works wherever it is.
+ */
+#ifndef LINECERT_CONFIG_H
+#define LINECERT_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_MAX_LINES 64
+
+typedef struct lc_line_cfg {
+    char *id;          /* the part after "line." */
+    char *name;        /* for humans; defaults to "Line <id>" */
+    char *ca_key;      /* RFC 7512 URI of the line CA private key */
+    char *chain;       /* PEM: line CA, factory CA, root (absolute path) */
+    int validity_days; /* leaf validity; default 3650 */
+    char *subject_o;   /* optional subject O */
+    char *subject_ou;  /* optional subject OU */
+} lc_line_cfg_t;
+
+typedef struct lc_config {
+    char *path;            /* the file as given */
+    char *dir;             /* its directory, absolute */
+    char *audit_db;        /* absolute path */
+    char *pkcs11_module;   /* absolute path to the PKCS#11 module */
+    char *pin_file;        /* absolute path; must not be readable by group/other */
+    char *softhsm2_conf;   /* absolute path or NULL */
+    char *signer;          /* linecert-signer program, or NULL for the default */
+    int not_before_skew_s; /* notBefore = now - skew; default 300 */
+    lc_line_cfg_t lines[CONFIG_MAX_LINES];
+    size_t nlines;
+} lc_config_t;
+
+/*
+ * Reads and validates path.  Returns LC_OK with *out set (free with
+ * config_free()), or LC_ERR_CONFIG with a one-line message in err.
+ */
+int config_load(const char *path, lc_config_t **out, char *err, size_t errlen);
+
+/* config_free(NULL) is a no-op. */
+void config_free(lc_config_t *cfg);
+
+/* The line with this id, or NULL. */
+const lc_line_cfg_t *config_line(const lc_config_t *cfg, const char *id);
+
+#endif

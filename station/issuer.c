@@ -1,0 +1,418 @@
+/*
+ * issuer.c — the issuance pipeline (see issuer.h).
+ */
+#include "issuer.h"
+
+#include "lcerr.h"
+#include "profile.h"
+#include "signer_client.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+struct issuer_line {
+    const lc_line_cfg_t *cfg;
+    unsigned char *ca_der; /* the line CA certificate (first in the chain file) */
+    size_t ca_der_len;
+    char *chain_pem; /* line CA + intermediates, PEM */
+    char *root_pem;  /* self-signed root(s), PEM; may be empty */
+};
+
+struct issuer {
+    const lc_config_t *cfg;
+    char *actor;
+    audit_t *audit;
+    signer_client_t *signer;
+    struct issuer_line lines[CONFIG_MAX_LINES];
+    size_t nlines;
+};
+
+void issuer_sha256_hex(const unsigned char *data, size_t len, char out[65])
+{
+    static const char hex[] = "0123456789ABCDEF";
+    unsigned char md[32];
+    unsigned int n = 0;
+
+    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+const char *issuer_signer_path(const lc_config_t *cfg, char *buf, size_t len)
+{
+    const char *env = getenv("LINECERT_SIGNER");
+    char self[PATH_MAX];
+    ssize_t n;
+
+    if (cfg != NULL && cfg->signer != NULL)
+        return cfg->signer;
+    if (env != NULL && *env != '\0')
+        return env;
+    n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) {
+        char *slash;
+        self[n] = '\0';
+        slash = strrchr(self, '/');
+        if (slash != NULL) {
+            *slash = '\0';
+            snprintf(buf, len, "%s/linecert-signer", self);
+            if (access(buf, X_OK) == 0)
+                return buf;
+        }
+    }
+    snprintf(buf, len, "%s", LINECERT_LIBEXECDIR "/linecert-signer");
+    return buf;
+}
+
+static int append_pem(char **dst, X509 *x)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *data, *nd;
+    long n;
+    size_t old = *dst ? strlen(*dst) : 0;
+    int ret = -1;
+
+    if (b == NULL || !PEM_write_bio_X509(b, x))
+        goto out;
+    n = BIO_get_mem_data(b, &data);
+    nd = realloc(*dst, old + (size_t)n + 1);
+    if (nd == NULL)
+        goto out;
+    memcpy(nd + old, data, (size_t)n);
+    nd[old + (size_t)n] = '\0';
+    *dst = nd;
+    ret = 0;
+out:
+    BIO_free(b);
+    return ret;
+}
+
+static int load_chain(struct issuer_line *l, char *err, size_t errlen)
+{
+    FILE *f = fopen(l->cfg->chain, "re");
+    X509 *x;
+    int n = 0, ret = LC_ERR_CONFIG;
+
+    if (f == NULL)
+        return lc_seterr(ret, err, errlen, "line %s: chain %s: %s", l->cfg->id, l->cfg->chain,
+                         strerror(errno));
+    l->chain_pem = calloc(1, 1);
+    l->root_pem = calloc(1, 1);
+    while ((x = PEM_read_X509(f, NULL, NULL, NULL)) != NULL) {
+        int self_signed = X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0;
+        if (n++ == 0) {
+            int len = i2d_X509(x, &l->ca_der);
+            l->ca_der_len = len > 0 ? (size_t)len : 0;
+        }
+        if (append_pem(self_signed ? &l->root_pem : &l->chain_pem, x) != 0) {
+            X509_free(x);
+            fclose(f);
+            return lc_seterr(LC_ERR_NOMEM, err, errlen, "out of memory");
+        }
+        X509_free(x);
+    }
+    ERR_clear_error();
+    fclose(f);
+    if (n == 0 || l->ca_der_len == 0)
+        return lc_seterr(ret, err, errlen, "line %s: chain %s holds no PEM certificate", l->cfg->id,
+                         l->cfg->chain);
+    return LC_OK;
+}
+
+static struct issuer_line *find_line(issuer_t *is, const char *id)
+{
+    for (size_t i = 0; i < is->nlines; i++)
+        if (strcmp(is->lines[i].cfg->id, id) == 0)
+            return &is->lines[i];
+    return NULL;
+}
+
+int issuer_open(const lc_config_t *cfg, const char *line, const char *actor, issuer_t **out,
+                char *err, size_t errlen)
+{
+    issuer_t *is;
+    signer_line_t sl[CONFIG_MAX_LINES];
+    signer_conf_t sc;
+    char path[PATH_MAX];
+    int ret;
+
+    *out = NULL;
+    is = calloc(1, sizeof *is);
+    if (is == NULL)
+        return lc_seterr(LC_ERR_NOMEM, err, errlen, "out of memory");
+    is->cfg = cfg;
+    is->actor = strdup(actor);
+    for (size_t i = 0; i < cfg->nlines; i++) {
+        if (line != NULL && strcmp(cfg->lines[i].id, line) != 0)
+            continue;
+        is->lines[is->nlines].cfg = &cfg->lines[i];
+        ret = load_chain(&is->lines[is->nlines++], err, errlen);
+        if (ret != LC_OK)
+            goto fail;
+    }
+    if (is->nlines == 0) {
+        ret = lc_seterr(LC_ERR_CONFIG, err, errlen, "%s: no line \"%s\"", cfg->path,
+                        line ? line : "");
+        goto fail;
+    }
+    ret = audit_open(cfg->audit_db, AUDIT_READWRITE, &is->audit, err, errlen);
+    if (ret != LC_OK)
+        goto fail;
+    ret = signer_client_spawn(issuer_signer_path(cfg, path, sizeof path), 0, &is->signer, err,
+                              errlen);
+    if (ret != LC_OK)
+        goto fail;
+    for (size_t i = 0; i < is->nlines; i++) {
+        const lc_line_cfg_t *lc = is->lines[i].cfg;
+        sl[i] = (signer_line_t){
+            lc->id,        lc->ca_key,     is->lines[i].ca_der,        is->lines[i].ca_der_len,
+            lc->subject_o, lc->subject_ou, (uint32_t)lc->validity_days};
+    }
+    sc = (signer_conf_t){cfg->pkcs11_module, cfg->pin_file, cfg->softhsm2_conf, sl, is->nlines};
+    ret = signer_client_configure(is->signer, &sc, err, errlen);
+    if (ret != LC_OK)
+        goto fail;
+    *out = is;
+    return LC_OK;
+fail:
+    issuer_free(is);
+    return ret;
+}
+
+void issuer_free(issuer_t *is)
+{
+    if (is == NULL)
+        return;
+    signer_client_free(is->signer);
+    audit_free(is->audit);
+    for (size_t i = 0; i < is->nlines; i++) {
+        free(is->lines[i].ca_der);
+        free(is->lines[i].chain_pem);
+        free(is->lines[i].root_pem);
+    }
+    free(is->actor);
+    free(is);
+}
+
+audit_t *issuer_audit(issuer_t *is)
+{
+    return is->audit;
+}
+
+void issue_res_clear(issue_res_t *res)
+{
+    free(res->der);
+    res->der = NULL;
+    res->der_len = 0;
+}
+
+/* Writes the outcome row (refused/fault) and returns the outcome, or LC_ERR_AUDIT. */
+static int audit_outcome(issuer_t *is, const char *line, const char *kind, const char *csr_hash,
+                         issue_res_t *res, int outcome)
+{
+    audit_entry_t e;
+    char detail[400];
+    int ret;
+
+    memset(&e, 0, sizeof e);
+    e.row.actor = is->actor;
+    e.row.line = line;
+    e.row.kind = kind;
+    e.row.registration_id = res->regid[0] ? res->regid : NULL;
+    e.row.csr_sha256 = csr_hash;
+    e.row.reason = policy_reason_name(res->refusal.reason);
+    snprintf(detail, sizeof detail, "%s", res->refusal.detail);
+    e.row.detail = detail;
+    ret = audit_append(is->audit, &e, 1, res->message, sizeof res->message);
+    if (ret != LC_OK)
+        return res->outcome = LC_ERR_AUDIT;
+    res->seq = e.row.seq;
+    return res->outcome = outcome;
+}
+
+static int refuse(issuer_t *is, const char *line, const char *csr_hash, issue_res_t *res)
+{
+    return audit_outcome(is, line, "refused", csr_hash, res, LC_ERR_REFUSED);
+}
+
+int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
+{
+    struct issuer_line *l = find_line(is, req->line);
+    unsigned char *der = NULL, serial[PROFILE_SERIAL_LEN];
+    size_t der_len = 0;
+    char csr_hash[65] = "", detail[400];
+    lc_csr_t csr;
+    audit_cert_info_t prev;
+    int have_prev = 0, ret;
+    signer_result_t sr = {0};
+    audit_entry_t e;
+    audit_cert_t cert;
+    int64_t now = (int64_t)time(NULL), nb, na;
+
+    memset(res, 0, sizeof *res);
+    if (l == NULL) {
+        snprintf(res->message, sizeof res->message, "no line \"%s\" in the configuration",
+                 req->line);
+        return res->outcome = LC_ERR_CONFIG;
+    }
+    /* 1. intake and station-side policy (no signature check: the signer is the authority) */
+    if (policy_decode_input(req->input, req->input_len, &der, &der_len, &res->refusal) != 0) {
+        issuer_sha256_hex(req->input, req->input_len, csr_hash);
+        ret = refuse(is, req->line, csr_hash, res);
+        goto out;
+    }
+    issuer_sha256_hex(der, der_len, csr_hash);
+    if (policy_csr_parse(der, der_len, &csr, &res->refusal) != 0) {
+        ret = refuse(is, req->line, csr_hash, res);
+        goto out;
+    }
+    snprintf(res->regid, sizeof res->regid, "%s", csr.cn);
+    /* 2. registration IDs are unique case-insensitively, unless this is an audited re-issue */
+    ret = audit_find_valid_regid(is->audit, csr.cn, &prev, res->message, sizeof res->message);
+    if (ret == LC_OK) {
+        if (!req->reissue) {
+            policy_refuse(&res->refusal, LC_REASON_CN_DUPLICATE,
+                          "registration ID %s already holds certificate %s (line %s)",
+                          prev.registration_id, prev.serial, prev.line);
+            ret = refuse(is, req->line, csr_hash, res);
+            goto out;
+        }
+        have_prev = 1;
+    } else if (ret != LC_ERR_NOT_FOUND) {
+        ret = res->outcome = LC_ERR_AUDIT;
+        goto out;
+    }
+    /* 3. a fresh serial, unique in the store */
+    do {
+        if (profile_draw_serial(serial) != LC_OK) {
+            ret = res->outcome = LC_ERR_SIGNER;
+            snprintf(res->message, sizeof res->message, "random generator failed");
+            goto out;
+        }
+        profile_serial_hex(serial, sizeof serial, res->serial);
+        ret = audit_serial_free(is->audit, res->serial, res->message, sizeof res->message);
+    } while (ret == LC_ERR_EXISTS);
+    if (ret != LC_OK) {
+        ret = res->outcome = LC_ERR_AUDIT;
+        goto out;
+    }
+    /* 4. the signer re-checks the policy, verifies proof of possession, builds and signs */
+    nb = now - is->cfg->not_before_skew_s;
+    na = now + (int64_t)l->cfg->validity_days * 86400;
+    signer_client_issue(is->signer, req->line, der, der_len, serial, nb, na, &sr);
+    if (sr.kind == PROTO_REFUSED) {
+        res->refusal.reason = sr.reason;
+        snprintf(res->refusal.detail, sizeof res->refusal.detail, "%s", sr.detail);
+        res->serial[0] = '\0';
+        ret = refuse(is, req->line, csr_hash, res);
+        goto out;
+    }
+    if (sr.kind != PROTO_CERT) {
+        int fault = sr.err == LC_ERR_HSM ? LC_ERR_HSM : LC_ERR_SIGNER;
+        res->serial[0] = '\0';
+        snprintf(res->message, sizeof res->message, "%s", sr.detail);
+        policy_refuse(&res->refusal,
+                      fault == LC_ERR_HSM ? LC_REASON_HSM_UNAVAILABLE
+                                          : LC_REASON_SIGNER_UNAVAILABLE,
+                      "%s", sr.detail);
+        ret = audit_outcome(is, req->line, "fault", csr_hash, res, fault);
+        if (ret == LC_ERR_AUDIT) /* keep the signer's message: it is the first failure */
+            snprintf(res->message, sizeof res->message, "%s; and the fault could not be audited",
+                     sr.detail);
+        goto out;
+    }
+    /* 5. the audit row and the certificate, committed durably before anything is released */
+    issuer_sha256_hex(sr.der, sr.der_len, res->thumbprint);
+    memset(&e, 0, sizeof e);
+    memset(&cert, 0, sizeof cert);
+    e.row.actor = is->actor;
+    e.row.line = req->line;
+    e.row.kind = have_prev ? "reissued" : "issued";
+    e.row.registration_id = csr.cn;
+    e.row.serial = res->serial;
+    e.row.thumbprint = res->thumbprint;
+    e.row.csr_sha256 = csr_hash;
+    e.row.reason = NULL;
+    if (have_prev) {
+        snprintf(detail, sizeof detail, "re-issue replacing %s: %s", prev.serial,
+                 req->reissue_reason ? req->reissue_reason : "");
+        e.row.detail = detail;
+    } else {
+        snprintf(detail, sizeof detail, "%s, signer signature #%llu",
+                 policy_key_type_name(csr.key_type), (unsigned long long)sr.signatures);
+        e.row.detail = detail;
+    }
+    cert.serial = res->serial;
+    cert.line = req->line;
+    cert.registration_id = csr.cn;
+    cert.not_before = nb;
+    cert.not_after = na;
+    cert.thumbprint = res->thumbprint;
+    cert.der = sr.der;
+    cert.der_len = sr.der_len;
+    cert.supersedes = have_prev ? prev.serial : NULL;
+    e.cert = &cert;
+    ret = audit_append(is->audit, &e, 1, res->message, sizeof res->message);
+    if (ret != LC_OK) {
+        ret = res->outcome = LC_ERR_AUDIT; /* the certificate is discarded, never released */
+        goto out;
+    }
+    res->seq = e.row.seq;
+    res->der = sr.der;
+    res->der_len = sr.der_len;
+    sr.der = NULL;
+    ret = res->outcome = LC_OK;
+out:
+    free(sr.der);
+    free(der);
+    return ret;
+}
+
+int issuer_chain_pem(issuer_t *is, const char *line, const unsigned char *der, size_t der_len,
+                     int with_root, char **pem, size_t *pem_len)
+{
+    struct issuer_line *l = find_line(is, line);
+    const unsigned char *p = der;
+    X509 *x = NULL;
+    char *out = NULL;
+    size_t n;
+    int ret = LC_ERR_NOMEM;
+
+    *pem = NULL;
+    *pem_len = 0;
+    if (l == NULL)
+        return LC_ERR_NOT_FOUND;
+    x = d2i_X509(NULL, &p, (long)der_len);
+    if (x == NULL || append_pem(&out, x) != 0)
+        goto out;
+    n = strlen(out) + strlen(l->chain_pem) + (with_root ? strlen(l->root_pem) : 0);
+    {
+        char *nb = realloc(out, n + 1);
+        if (nb == NULL)
+            goto out;
+        out = nb;
+    }
+    strcat(out, l->chain_pem);
+    if (with_root)
+        strcat(out, l->root_pem);
+    *pem = out;
+    *pem_len = n;
+    out = NULL;
+    ret = LC_OK;
+out:
+    X509_free(x);
+    free(out);
+    return ret;
+}

@@ -1,0 +1,80 @@
+/*
+ * issuer.h — the issuance pipeline: CSR intake -> policy -> signer ->
+ * durable audit row -> chain out.
+ *
+ * Shared by `linecert issue` and the daemon.  The order is the product's
+ * core invariant: a certificate is handed out only after the transaction
+ * holding its audit row has committed; every refusal and every fault is
+ * audited too.  If the audit store cannot be written nothing is released.
+ */
+#ifndef LINECERT_ISSUER_H
+#define LINECERT_ISSUER_H
+
+#include "audit.h"
+#include "config.h"
+#include "policy.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct issuer issuer_t;
+
+typedef struct issue_req {
+    const char *line;           /* line id */
+    const unsigned char *input; /* CSR as received (PEM or DER) */
+    size_t input_len;
+    int reissue;                /* replace the valid certificate of this CN */
+    const char *reissue_reason; /* required with reissue; audited */
+} issue_req_t;
+
+typedef struct issue_res {
+    int outcome;          /* LC_OK issued; LC_ERR_REFUSED; LC_ERR_SIGNER/HSM; LC_ERR_AUDIT */
+    lc_refusal_t refusal; /* reason + detail when refused or faulted */
+    char regid[POLICY_MAX_REGID + 1]; /* the CN, when the CSR got that far */
+    char serial[40];                  /* uppercase hex, when issued */
+    char thumbprint[65];              /* SHA-256 of the certificate, uppercase hex */
+    int64_t seq;                      /* audit row of the outcome (0 if none) */
+    unsigned char *der;               /* issued certificate (malloc'd, free with issue_res_clear) */
+    size_t der_len;
+    char message[300]; /* for LC_ERR_SIGNER/HSM/AUDIT: what failed */
+} issue_res_t;
+
+/*
+ * Opens the audit store read-write, starts and configures the signer for
+ * the configured lines (only `line` if not NULL).  actor is recorded in every
+ * row.  Returns LC_OK; LC_ERR_CONFIG (chain file unreadable); LC_ERR_AUDIT;
+ * LC_ERR_SIGNER/LC_ERR_HSM (signer did not start or the token is not usable).
+ */
+int issuer_open(const lc_config_t *cfg, const char *line, const char *actor, issuer_t **out,
+                char *err, size_t errlen);
+
+/* Stops the signer, closes the store.  NULL is a no-op. */
+void issuer_free(issuer_t *is);
+
+/*
+ * Runs one request through the pipeline.  Returns res->outcome.  Every
+ * outcome except an unknown line is audited (LC_ERR_AUDIT if that failed).
+ */
+int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res);
+
+/* Frees res->der. */
+void issue_res_clear(issue_res_t *res);
+
+/*
+ * The PEM chain for an issued certificate of `line`: leaf, line CA, factory
+ * CA, and the root when with_root.  *pem is malloc'd.  Returns LC_OK or
+ * LC_ERR_NOMEM.
+ */
+int issuer_chain_pem(issuer_t *is, const char *line, const unsigned char *der, size_t der_len,
+                     int with_root, char **pem, size_t *pem_len);
+
+/* The audit store handle (for queries by the caller). */
+audit_t *issuer_audit(issuer_t *is);
+
+/* Resolves the signer program: config `signer`, $LINECERT_SIGNER, next to this program, libexec. */
+const char *issuer_signer_path(const lc_config_t *cfg, char *buf, size_t len);
+
+/* Uppercase hex SHA-256 of data into out (65 bytes). */
+void issuer_sha256_hex(const unsigned char *data, size_t len, char out[65]);
+
+#endif

@@ -1,0 +1,2 @@
+# One line per Check suite.
+lc_add_suite(audit lcdb)
