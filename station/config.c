@@ -25,14 +25,33 @@ struct parse {
     int failed;
 };
 
-/* fgets wrapper that counts lines so errors can name them. */
+/*
+ * fgets wrapper that counts lines so errors can name them, and stops at the
+ * first line inih would skip or misread (an unclosed section header, a line
+ * that is neither a comment, a section nor key = value): inih would go on
+ * and report a later, misleading error.
+ */
 static char *reader(char *str, int num, void *stream)
 {
     struct parse *p = stream;
     char *r = fgets(str, num, p->f);
+    const char *s = str;
 
-    if (r != NULL)
-        p->lineno++;
+    if (r == NULL || p->failed)
+        return NULL;
+    p->lineno++;
+    while (*s == ' ' || *s == '\t')
+        s++;
+    if (*s == '\0' || *s == '\n' || *s == '\r' || *s == '#' || *s == ';')
+        return r;
+    if ((*s == '[' && strchr(s, ']') == NULL) ||
+        (*s != '[' && strchr(s, '=') == NULL && strchr(s, ':') == NULL)) {
+        lc_seterr(LC_ERR_CONFIG, p->err, p->errlen,
+                  "%s:%d: syntax error (expected [section] or key = value)", p->cfg->path,
+                  p->lineno);
+        p->failed = 1;
+        return NULL;
+    }
     return r;
 }
 
