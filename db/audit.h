@@ -23,7 +23,7 @@
 #include <stdio.h>
 
 #define AUDIT_HASH_HEX 65   /* 64 lowercase hex digits + NUL */
-#define AUDIT_SCHEMA_VERSION 1
+#define AUDIT_SCHEMA_VERSION 2
 
 typedef struct audit audit_t;
 
@@ -60,6 +60,7 @@ typedef struct audit_cert {
     const unsigned char *der;     /* the certificate */
     size_t der_len;
     const char *supersedes;       /* serial this re-issue replaces, or NULL */
+    const char *spki_sha256;      /* SHA-256 of the SubjectPublicKeyInfo DER, uppercase hex */
 } audit_cert_t;
 
 /* One element of a batch for audit_append(). */
@@ -85,6 +86,8 @@ typedef struct audit_cert_info {
     int64_t not_before;
     int64_t not_after;
     int64_t audit_seq;            /* the row that issued it */
+    int acked;                    /* the PLC acknowledged its delivery */
+    char spki_sha256[65];         /* SHA-256 of its public key (SPKI DER), uppercase hex */
 } audit_cert_info_t;
 
 /*
@@ -149,8 +152,19 @@ enum audit_export_format { AUDIT_EXPORT_CSV, AUDIT_EXPORT_JSONL };
 int audit_export(audit_t *a, FILE *out, enum audit_export_format fmt, const char *line,
                  int64_t since_ms, char *err, size_t errlen);
 
-/* Number of audit rows, or a negative LC_ERR_* code. */
+/* Number of audit rows (the head's seq, no table scan), or a negative LC_ERR_* code. */
 int64_t audit_count(audit_t *a);
+
+/*
+ * Marks a certificate as acknowledged by the PLC (its delivery is complete:
+ * it will never be re-delivered).  Not part of the hash chain: the "issued"
+ * row is the record; this is delivery state.  Returns LC_OK,
+ * LC_ERR_NOT_FOUND or LC_ERR_AUDIT.
+ */
+int audit_mark_acked(audit_t *a, const char *serial, char *err, size_t errlen);
+
+/* Number of certificates ever issued on a line, or a negative LC_ERR_* code. */
+int64_t audit_count_line_certs(audit_t *a, const char *line);
 
 /*
  * Computes the hash of a row from its fields and prev_hash (hex output into
