@@ -105,6 +105,10 @@ static void put_header(der_buf_t *b, unsigned tag, size_t n)
     unsigned char h[5];
     size_t hl = 0;
 
+    if (n >= 0x1000000) { /* larger than anything we read back (der_next) */
+        b->failed = 1;
+        return;
+    }
     h[hl++] = (unsigned char)tag;
     if (n < 0x80) {
         h[hl++] = (unsigned char)n;

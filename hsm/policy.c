@@ -255,6 +255,12 @@ static int looks_like_pem(const unsigned char *in, size_t len)
 {
     static const char tag[] = "-----BEGIN";
 
+    der_cur_t c = {in, len};
+    der_tlv_t t;
+
+    /* One complete DER SEQUENCE is DER, whatever bytes it contains ("-----BEGIN" too). */
+    if (der_expect(&c, DER_SEQUENCE, &t) == 0 && c.len == 0)
+        return 0;
     for (size_t i = 0; i + sizeof tag - 1 <= len && i < 256; i++)
         if (memcmp(in + i, tag, sizeof tag - 1) == 0)
             return 1;
@@ -416,8 +422,9 @@ static int parse_spki(const der_tlv_t *spki, lc_csr_t *csr, lc_refusal_t *why)
             return policy_refuse(why, LC_REASON_MALFORMED, "bad RSAPublicKey");
         rin = der_inside(&seq);
         if (der_expect(&rin, DER_INTEGER, &n) != 0 || der_expect(&rin, DER_INTEGER, &e) != 0 ||
-            rin.len != 0 || n.val_len == 0 || (n.val[0] & 0x80))
-            return policy_refuse(why, LC_REASON_MALFORMED, "bad RSAPublicKey");
+            rin.len != 0 || n.val_len == 0 || (n.val[0] & 0x80) ||
+            (n.val_len > 1 && n.val[0] == 0 && !(n.val[1] & 0x80)))
+            return policy_refuse(why, LC_REASON_MALFORMED, "bad RSAPublicKey (not DER)");
         nm = n.val;
         nl = n.val_len;
         while (nl > 0 && nm[0] == 0) {

@@ -1,0 +1,525 @@
+/*
+ * test_proto.c — the station <-> signer framing (hsm/proto.c) over a real
+ * socketpair: what is sent is what is received, field by field, and every
+ * malformed frame (oversize, reserved bits set, a field overrunning the body,
+ * a peer that goes away) is an error value, never a crash or a short read
+ * taken for a message.
+ */
+#include "lcerr.h"
+#include "proto.h"
+#include "testutil.h"
+
+#include <check.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static int sv[2] = {-1, -1}; /* sv[0] sends, sv[1] receives */
+
+static void setup(void)
+{
+    ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+}
+
+static void teardown(void)
+{
+    if (sv[0] >= 0)
+        close(sv[0]);
+    if (sv[1] >= 0)
+        close(sv[1]);
+    sv[0] = sv[1] = -1;
+}
+
+static void write_all(int fd, const void *p, size_t n)
+{
+    const unsigned char *b = p;
+
+    while (n > 0) {
+        ssize_t w = write(fd, b, n);
+        ck_assert_int_gt(w, 0);
+        b += w;
+        n -= (size_t)w;
+    }
+}
+
+/* A 12-byte header: body length, type, reserved, id (big-endian). */
+static void header(unsigned char h[PROTO_HEADER], uint32_t body, uint16_t type, uint16_t reserved,
+                   uint32_t id)
+{
+    h[0] = (unsigned char)(body >> 24);
+    h[1] = (unsigned char)(body >> 16);
+    h[2] = (unsigned char)(body >> 8);
+    h[3] = (unsigned char)body;
+    h[4] = (unsigned char)(type >> 8);
+    h[5] = (unsigned char)type;
+    h[6] = (unsigned char)(reserved >> 8);
+    h[7] = (unsigned char)reserved;
+    h[8] = (unsigned char)(id >> 24);
+    h[9] = (unsigned char)(id >> 16);
+    h[10] = (unsigned char)(id >> 8);
+    h[11] = (unsigned char)id;
+}
+
+static void close_sender(void)
+{
+    close(sv[0]);
+    sv[0] = -1;
+}
+
+START_TEST(test_round_trip_fields)
+{
+    static const unsigned char bin[] = {0x00, 0x01, 0xff, 0x00, 0x80};
+    proto_msg_t m = {0}, r = {0};
+    proto_field_t f;
+    size_t pos = 0;
+    uint32_t u = 0;
+    int64_t v = 0;
+    char *str;
+
+    proto_init(&m, PROTO_ISSUE, 0xdeadbeef);
+    proto_put_str(&m, T_LINE, "L1");
+    proto_put_u32(&m, T_MAX_DAYS, 3650);
+    proto_put_i64(&m, T_NOT_BEFORE, -1234567890123LL);
+    proto_put(&m, T_CSR, bin, sizeof bin);
+    proto_put(&m, T_DETAIL, NULL, 0);
+    proto_put_i64(&m, T_NOT_AFTER, INT64_MAX);
+    ck_assert_int_eq(proto_send(sv[0], &m), LC_OK);
+    ck_assert_int_eq(proto_recv(sv[1], &r), LC_OK);
+    ck_assert_uint_eq(r.type, PROTO_ISSUE);
+    ck_assert_uint_eq(r.id, 0xdeadbeef);
+    ck_assert_uint_eq(r.len, m.len);
+
+    ck_assert_int_eq(proto_next(&r, &pos, &f), 1);
+    ck_assert_uint_eq(f.tag, T_LINE);
+    str = proto_get_str(&f);
+    ck_assert_str_eq(str, "L1");
+    free(str);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), 1);
+    ck_assert_uint_eq(f.tag, T_MAX_DAYS);
+    ck_assert_int_eq(proto_get_u32(&f, &u), 0);
+    ck_assert_uint_eq(u, 3650);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), 1);
+    ck_assert_uint_eq(f.tag, T_NOT_BEFORE);
+    ck_assert_int_eq(proto_get_i64(&f, &v), 0);
+    ck_assert_int_eq(v, -1234567890123LL);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), 1);
+    ck_assert_uint_eq(f.tag, T_CSR);
+    ck_assert_uint_eq(f.len, sizeof bin);
+    ck_assert_mem_eq(f.val, bin, sizeof bin);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), 1);
+    ck_assert_uint_eq(f.tag, T_DETAIL);
+    ck_assert_uint_eq(f.len, 0);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), 1);
+    ck_assert_uint_eq(f.tag, T_NOT_AFTER);
+    ck_assert_int_eq(proto_get_i64(&f, &v), 0);
+    ck_assert_int_eq(v, INT64_MAX);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), 0);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), 0); /* stays at the end */
+    proto_free(&m);
+    proto_free(&r);
+}
+END_TEST
+
+START_TEST(test_wire_format)
+{
+    static const unsigned char want[] = {
+        0x00, 0x00, 0x00, 0x10,                                     /* body length 16 */
+        0x00, 0x83,                                                 /* PROTO_REFUSED */
+        0x00, 0x00,                                                 /* reserved */
+        0x01, 0x02, 0x03, 0x04,                                     /* request id */
+        0x00, 0x1f, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x09, /* T_REASON u32 9 */
+        0x00, 0x20, 0x00, 0x00, 0x00, 0x00,                         /* T_DETAIL "" */
+    };
+    proto_msg_t m = {0};
+    unsigned char got[sizeof want];
+    size_t off = 0;
+
+    proto_init(&m, PROTO_REFUSED, 0x01020304);
+    proto_put_u32(&m, T_REASON, 9);
+    proto_put_str(&m, T_DETAIL, "");
+    ck_assert_int_eq(proto_send(sv[0], &m), LC_OK);
+    close_sender();
+    while (off < sizeof got) {
+        ssize_t n = read(sv[1], got + off, sizeof got - off);
+        ck_assert_int_gt(n, 0);
+        off += (size_t)n;
+    }
+    ck_assert_mem_eq(got, want, sizeof want);
+    ck_assert_int_eq(read(sv[1], got, 1), 0); /* nothing more */
+    proto_free(&m);
+}
+END_TEST
+
+START_TEST(test_empty_message)
+{
+    proto_msg_t m = {0}, r = {0};
+    proto_field_t f;
+    size_t pos = 0;
+
+    proto_init(&m, PROTO_STATUS, 7);
+    ck_assert_int_eq(proto_send(sv[0], &m), LC_OK);
+    ck_assert_int_eq(proto_recv(sv[1], &r), LC_OK);
+    ck_assert_uint_eq(r.type, PROTO_STATUS);
+    ck_assert_uint_eq(r.id, 7);
+    ck_assert_uint_eq(r.len, PROTO_HEADER);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), 0);
+    proto_free(&m);
+    proto_free(&r);
+}
+END_TEST
+
+START_TEST(test_back_to_back_messages_keep_boundaries)
+{
+    proto_msg_t m = {0}, r = {0};
+    proto_field_t f;
+    size_t pos;
+    uint32_t u;
+
+    for (uint32_t i = 1; i <= 3; i++) {
+        proto_init(&m, PROTO_OK, i);
+        for (uint32_t k = 0; k < i; k++)
+            proto_put_u32(&m, T_REASON, i * 100 + k);
+        ck_assert_int_eq(proto_send(sv[0], &m), LC_OK);
+    }
+    for (uint32_t i = 1; i <= 3; i++) {
+        uint32_t k = 0;
+        ck_assert_int_eq(proto_recv(sv[1], &r), LC_OK); /* reuses r's buffer */
+        ck_assert_uint_eq(r.id, i);
+        pos = 0;
+        while (proto_next(&r, &pos, &f) == 1) {
+            ck_assert_int_eq(proto_get_u32(&f, &u), 0);
+            ck_assert_uint_eq(u, i * 100 + k);
+            k++;
+        }
+        ck_assert_uint_eq(k, i);
+    }
+    proto_free(&m);
+    proto_free(&r);
+}
+END_TEST
+
+struct big_send {
+    proto_msg_t *m;
+    int rc;
+};
+
+static void *sender(void *arg)
+{
+    struct big_send *bs = arg;
+    bs->rc = proto_send(sv[0], bs->m);
+    return NULL;
+}
+
+START_TEST(test_largest_frame_round_trips)
+{
+    size_t n = PROTO_MAX_FRAME - PROTO_HEADER - 6; /* one field filling the frame */
+    unsigned char *big = malloc(n);
+    proto_msg_t m = {0}, r = {0};
+    struct big_send bs = {&m, -1};
+    proto_field_t f;
+    size_t pos = 0;
+    pthread_t th;
+
+    ck_assert_ptr_nonnull(big);
+    for (size_t i = 0; i < n; i++)
+        big[i] = (unsigned char)(i * 13);
+    proto_init(&m, PROTO_CERT, 99);
+    proto_put(&m, T_CERT, big, n);
+    ck_assert_int_eq(m.failed, 0);
+    ck_assert_uint_eq(m.len, PROTO_MAX_FRAME);
+    ck_assert_int_eq(pthread_create(&th, NULL, sender, &bs), 0);
+    ck_assert_int_eq(proto_recv(sv[1], &r), LC_OK);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(bs.rc, LC_OK);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), 1);
+    ck_assert_uint_eq(f.len, n);
+    ck_assert_mem_eq(f.val, big, n);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), 0);
+    proto_free(&m);
+    proto_free(&r);
+    free(big);
+}
+END_TEST
+
+START_TEST(test_oversize_message_is_not_sent)
+{
+    size_t n = PROTO_MAX_FRAME - PROTO_HEADER - 6 + 1;
+    unsigned char *big = calloc(1, n);
+    proto_msg_t m = {0};
+
+    ck_assert_ptr_nonnull(big);
+    proto_init(&m, PROTO_CERT, 1);
+    proto_put(&m, T_CERT, big, n);
+    ck_assert_int_eq(m.failed, 1);
+    ck_assert_int_eq(proto_send(sv[0], &m), LC_ERR_NOMEM);
+    proto_free(&m);
+    free(big);
+}
+END_TEST
+
+START_TEST(test_oversize_header_is_protocol_error)
+{
+    unsigned char h[PROTO_HEADER];
+    proto_msg_t r = {0};
+
+    header(h, PROTO_MAX_FRAME - PROTO_HEADER + 1, PROTO_CERT, 0, 1);
+    write_all(sv[0], h, sizeof h);
+    ck_assert_int_eq(proto_recv(sv[1], &r), LC_ERR_PROTOCOL);
+    header(h, 0xffffffffu, PROTO_CERT, 0, 2);
+    write_all(sv[0], h, sizeof h);
+    ck_assert_int_eq(proto_recv(sv[1], &r), LC_ERR_PROTOCOL);
+    proto_free(&r);
+}
+END_TEST
+
+START_TEST(test_reserved_bytes_are_protocol_error)
+{
+    static const uint16_t reserved[] = {0x0001, 0x0100, 0x8000, 0xffff};
+    unsigned char h[PROTO_HEADER];
+    proto_msg_t r = {0};
+
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        header(h, 0, PROTO_OK, reserved[i], 1);
+        write_all(sv[0], h, sizeof h);
+        ck_assert_int_eq(proto_recv(sv[1], &r), LC_ERR_PROTOCOL);
+    }
+    proto_free(&r);
+}
+END_TEST
+
+START_TEST(test_eof_is_io_error_with_errno_0)
+{
+    proto_msg_t r = {0};
+
+    close_sender();
+    errno = EINVAL;
+    ck_assert_int_eq(proto_recv(sv[1], &r), LC_ERR_IO);
+    ck_assert_int_eq(errno, 0);
+    proto_free(&r);
+}
+END_TEST
+
+START_TEST(test_eof_inside_header_is_io_error)
+{
+    static const unsigned char part[5] = {0, 0, 0, 4, 0};
+    proto_msg_t r = {0};
+
+    write_all(sv[0], part, sizeof part);
+    close_sender();
+    errno = EINVAL;
+    ck_assert_int_eq(proto_recv(sv[1], &r), LC_ERR_IO);
+    ck_assert_int_eq(errno, 0);
+    proto_free(&r);
+}
+END_TEST
+
+START_TEST(test_eof_inside_body_is_io_error)
+{
+    unsigned char h[PROTO_HEADER];
+    proto_msg_t r = {0};
+
+    header(h, 100, PROTO_CERT, 0, 5);
+    write_all(sv[0], h, sizeof h);
+    write_all(sv[0], "0123456789", 10);
+    close_sender();
+    errno = EINVAL;
+    ck_assert_int_eq(proto_recv(sv[1], &r), LC_ERR_IO);
+    ck_assert_int_eq(errno, 0);
+    proto_free(&r);
+}
+END_TEST
+
+START_TEST(test_field_overrunning_body)
+{
+    /* one field claiming 10 octets with 4 in the body */
+    static const unsigned char body[] = {0x00, 0x14, 0x00, 0x00, 0x00, 0x0a, 'a', 'b', 'c', 'd'};
+    unsigned char h[PROTO_HEADER];
+    proto_msg_t r = {0};
+    proto_field_t f;
+    size_t pos = 0;
+
+    header(h, sizeof body, PROTO_ISSUE, 0, 1);
+    write_all(sv[0], h, sizeof h);
+    write_all(sv[0], body, sizeof body);
+    ck_assert_int_eq(proto_recv(sv[1], &r), LC_OK);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), -1);
+    proto_free(&r);
+}
+END_TEST
+
+START_TEST(test_field_overrun_after_good_field)
+{
+    static const unsigned char body[] = {
+        0x00, 0x0a, 0x00, 0x00, 0x00, 0x02, 'L', '1', /* T_LINE "L1" */
+        0x00, 0x14, 0xff, 0xff, 0xff, 0xff, 'x',      /* T_CSR, 4 GiB claimed */
+    };
+    unsigned char h[PROTO_HEADER];
+    proto_msg_t r = {0};
+    proto_field_t f;
+    size_t pos = 0;
+
+    header(h, sizeof body, PROTO_ISSUE, 0, 1);
+    write_all(sv[0], h, sizeof h);
+    write_all(sv[0], body, sizeof body);
+    ck_assert_int_eq(proto_recv(sv[1], &r), LC_OK);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), 1);
+    ck_assert_uint_eq(f.tag, T_LINE);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), -1);
+    proto_free(&r);
+}
+END_TEST
+
+START_TEST(test_truncated_field_header)
+{
+    static const unsigned char body[] = {0x00, 0x0a, 0x00}; /* 3 of the 6 header octets */
+    unsigned char h[PROTO_HEADER];
+    proto_msg_t r = {0};
+    proto_field_t f;
+    size_t pos = 0;
+
+    header(h, sizeof body, PROTO_ISSUE, 0, 1);
+    write_all(sv[0], h, sizeof h);
+    write_all(sv[0], body, sizeof body);
+    ck_assert_int_eq(proto_recv(sv[1], &r), LC_OK);
+    ck_assert_int_eq(proto_next(&r, &pos, &f), -1);
+    proto_free(&r);
+}
+END_TEST
+
+static proto_field_t field(const void *val, uint32_t len)
+{
+    proto_field_t f = {T_DETAIL, val, len};
+    return f;
+}
+
+START_TEST(test_get_str_refuses_embedded_nul)
+{
+    proto_field_t f = field("ab\0cd", 5), tail = field("abc\0", 4);
+
+    ck_assert_ptr_null(proto_get_str(&f));
+    ck_assert_ptr_null(proto_get_str(&tail));
+}
+END_TEST
+
+START_TEST(test_get_str_copies_and_terminates)
+{
+    proto_field_t f = field("abcdef", 3), empty = field("", 0);
+    char *s = proto_get_str(&f), *e = proto_get_str(&empty);
+
+    ck_assert_str_eq(s, "abc");
+    ck_assert_str_eq(e, "");
+    free(s);
+    free(e);
+}
+END_TEST
+
+START_TEST(test_get_u32_i64_need_exact_size)
+{
+    static const unsigned char b[9] = {0, 0, 0, 0, 0, 0, 0, 1, 2};
+    proto_field_t f3 = field(b, 3), f5 = field(b, 5), f7 = field(b, 7), f9 = field(b, 9),
+                  f8 = field(b, 8), f4 = field(b + 4, 4);
+    uint32_t u = 42;
+    int64_t v = 42;
+
+    ck_assert_int_eq(proto_get_u32(&f3, &u), -1);
+    ck_assert_int_eq(proto_get_u32(&f5, &u), -1);
+    ck_assert_uint_eq(u, 42);
+    ck_assert_int_eq(proto_get_i64(&f7, &v), -1);
+    ck_assert_int_eq(proto_get_i64(&f9, &v), -1);
+    ck_assert_int_eq(v, 42);
+    ck_assert_int_eq(proto_get_u32(&f4, &u), 0);
+    ck_assert_uint_eq(u, 1);
+    ck_assert_int_eq(proto_get_i64(&f8, &v), 0);
+    ck_assert_int_eq(v, 1);
+}
+END_TEST
+
+START_TEST(test_put_str_null_adds_nothing)
+{
+    proto_msg_t m = {0};
+
+    proto_init(&m, PROTO_OK, 1);
+    proto_put_str(&m, T_DETAIL, NULL);
+    ck_assert_uint_eq(m.len, PROTO_HEADER);
+    proto_free(&m);
+}
+END_TEST
+
+START_TEST(test_free_resets_and_null_is_noop)
+{
+    proto_msg_t m = {0};
+
+    proto_init(&m, PROTO_OK, 1);
+    proto_put_str(&m, T_DETAIL, "x");
+    proto_free(&m);
+    ck_assert_ptr_null(m.buf);
+    ck_assert_uint_eq(m.len, 0);
+    ck_assert_uint_eq(m.cap, 0);
+    proto_free(NULL);
+}
+END_TEST
+
+START_TEST(test_send_to_closed_peer_is_io_error)
+{
+    proto_msg_t m = {0};
+
+    close(sv[1]);
+    sv[1] = -1;
+    proto_init(&m, PROTO_OK, 1);
+    proto_put_str(&m, T_DETAIL, "nobody listens");
+    ck_assert_int_eq(proto_send(sv[0], &m), LC_ERR_IO); /* SIGPIPE ignored in main() */
+    proto_free(&m);
+}
+END_TEST
+
+static Suite *proto_suite(void)
+{
+    Suite *s = suite_create("proto");
+    TCase *tc;
+
+    tc = tcase_create("frames");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_round_trip_fields);
+    tcase_add_test(tc, test_wire_format);
+    tcase_add_test(tc, test_empty_message);
+    tcase_add_test(tc, test_back_to_back_messages_keep_boundaries);
+    tcase_add_test(tc, test_largest_frame_round_trips);
+    tcase_add_test(tc, test_oversize_message_is_not_sent);
+    tcase_add_test(tc, test_oversize_header_is_protocol_error);
+    tcase_add_test(tc, test_reserved_bytes_are_protocol_error);
+    tcase_add_test(tc, test_eof_is_io_error_with_errno_0);
+    tcase_add_test(tc, test_eof_inside_header_is_io_error);
+    tcase_add_test(tc, test_eof_inside_body_is_io_error);
+    tcase_add_test(tc, test_send_to_closed_peer_is_io_error);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("fields");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_field_overrunning_body);
+    tcase_add_test(tc, test_field_overrun_after_good_field);
+    tcase_add_test(tc, test_truncated_field_header);
+    tcase_add_test(tc, test_get_str_refuses_embedded_nul);
+    tcase_add_test(tc, test_get_str_copies_and_terminates);
+    tcase_add_test(tc, test_get_u32_i64_need_exact_size);
+    tcase_add_test(tc, test_put_str_null_adds_nothing);
+    tcase_add_test(tc, test_free_resets_and_null_is_noop);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr;
+    int failed;
+
+    signal(SIGPIPE, SIG_IGN);
+    sr = srunner_create(proto_suite());
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? 0 : 1;
+}
