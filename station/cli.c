@@ -1,18 +1,21 @@
 /*
  * cli.c — `linecert`, the command line for security staff and plant IT.
  *
- * Subcommands: pki init, issue, audit verify, audit export (docs/cli.md).
+ * Subcommands: pki init, issue, audit verify, audit export (docs/cli.md);
+ * status, pause, resume talk to linecertd (docs/control.md).
  * Exit codes are a contract for scripts: 0 success, 1 audit log does not
  * verify, 2 usage or configuration error, 3 refused by policy, 4 signer/HSM
- * failure, 5 audit store failure.
+ * failure, 5 audit store failure, 6 linecertd not reachable.
  */
 #include "audit.h"
 #include "config.h"
+#include "control.h"
 #include "issuer.h"
 #include "lcerr.h"
 #include "pki.h"
 #include "policy.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -31,6 +34,7 @@ enum {
     EXIT_REFUSED = 3,
     EXIT_SIGNER = 4,
     EXIT_AUDIT = 5,
+    EXIT_DAEMON = 6, /* linecertd not running, not answering, or not making sense */
 };
 
 static const char USAGE[] =
@@ -41,9 +45,13 @@ static const char USAGE[] =
     "        [--reissue --reason TEXT]\n"
     "  audit verify --config FILE\n"
     "  audit export --config FILE --format csv|jsonl [--line ID] [--since TIME]\n"
+    "  status --config FILE [--json]\n"
+    "  pause --config FILE --line ID\n"
+    "  resume --config FILE --line ID\n"
     "\n"
     "Exit codes: 0 ok, 1 audit log does not verify, 2 usage/configuration error,\n"
-    "3 refused by policy, 4 signer/HSM failure, 5 audit store failure.\n"
+    "3 refused by policy, 4 signer/HSM failure, 5 audit store failure,\n"
+    "6 linecertd not reachable (status, pause, resume).\n"
     "See docs/cli.md.\n";
 
 static int usage_error(const char *fmt, const char *arg)
@@ -267,7 +275,7 @@ static int cmd_issue(int argc, char **argv)
         goto out;
     }
     actor_name(actor, sizeof actor);
-    ret = issuer_open(cfg, line, actor, &is, err, sizeof err);
+    ret = issuer_open(cfg, line, actor, 0, &is, err, sizeof err);
     if (ret != LC_OK) {
         fprintf(stderr, "linecert: %s\n", err);
         ret = exit_code(ret);
@@ -431,6 +439,482 @@ out:
     return ret;
 }
 
+/*
+ * status, pause, resume: requests to linecertd over its control socket
+ * (docs/control.md).  The daemon's JSON is read tolerantly — a missing or
+ * mistyped field is shown as "-" or left out — so that the CLI keeps
+ * working against a daemon one version older or newer.
+ */
+#define CONTROL_TIMEOUT_MS 5000
+
+/* Nearest whole number, without pulling in libm for llround(). */
+static long long round_ll(double v)
+{
+    return (long long)(v < 0 ? v - 0.5 : v + 0.5);
+}
+
+static const char *js_str(json_object *o, const char *key)
+{
+    json_object *v;
+
+    if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
+        !json_object_is_type(v, json_type_string))
+        return NULL;
+    return json_object_get_string(v);
+}
+
+static int js_num(json_object *o, const char *key, double *out)
+{
+    json_object *v;
+
+    if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
+        !(json_object_is_type(v, json_type_int) || json_object_is_type(v, json_type_double)))
+        return 0;
+    *out = json_object_get_double(v);
+    return 1;
+}
+
+static int js_bool(json_object *o, const char *key, int *out)
+{
+    json_object *v;
+
+    if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
+        !json_object_is_type(v, json_type_boolean))
+        return 0;
+    *out = json_object_get_boolean(v);
+    return 1;
+}
+
+static json_object *js_obj(json_object *o, const char *key)
+{
+    json_object *v;
+
+    if (o == NULL || !json_object_object_get_ex(o, key, &v) ||
+        !json_object_is_type(v, json_type_object))
+        return NULL;
+    return v;
+}
+
+/* 1234567 -> "1,234,567": counters are read by people at a glance. */
+static const char *fmt_count(double v, char *buf, size_t len)
+{
+    char digits[32];
+    long long n = round_ll(v);
+    size_t nd, o = 0;
+
+    snprintf(digits, sizeof digits, "%lld", n < 0 ? -n : n);
+    nd = strlen(digits);
+    if (n < 0 && o + 1 < len)
+        buf[o++] = '-';
+    for (size_t i = 0; i < nd && o + 1 < len; i++) {
+        if (i > 0 && (nd - i) % 3 == 0 && o + 2 < len)
+            buf[o++] = ',';
+        buf[o++] = digits[i];
+    }
+    buf[o] = '\0';
+    return buf;
+}
+
+/* Decimal units, as `df -H`: 1234567 -> "1.2 MB". */
+static const char *fmt_bytes(double v, char *buf, size_t len)
+{
+    static const char *units[] = {"kB", "MB", "GB", "TB", "PB"};
+    int u = -1;
+
+    while (v >= 1000.0 && u < 4) {
+        v /= 1000.0;
+        u++;
+    }
+    if (u < 0)
+        snprintf(buf, len, "%.0f B", v);
+    else
+        snprintf(buf, len, "%.1f %s", v, units[u]);
+    return buf;
+}
+
+/* 7380 -> "2h03m": two units are enough to tell a restart from a long run. */
+static const char *fmt_uptime(double sec, char *buf, size_t len)
+{
+    long long s = sec > 0 ? round_ll(sec) : 0;
+
+    if (s < 60)
+        snprintf(buf, len, "%llds", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%lldm%02llds", s / 60, s % 60);
+    else if (s < 86400)
+        snprintf(buf, len, "%lldh%02lldm", s / 3600, s / 60 % 60);
+    else
+        snprintf(buf, len, "%lldd%02lldh", s / 86400, s / 3600 % 24);
+    return buf;
+}
+
+/* 41 -> "41s", 200 -> "3m": how long ago, in its largest unit. */
+static const char *fmt_age(double sec, char *buf, size_t len)
+{
+    long long s = sec > 0 ? round_ll(sec) : 0;
+
+    if (s < 60)
+        snprintf(buf, len, "%llds", s);
+    else if (s < 3600)
+        snprintf(buf, len, "%lldm", s / 60);
+    else if (s < 86400)
+        snprintf(buf, len, "%lldh", s / 3600);
+    else
+        snprintf(buf, len, "%lldd", s / 86400);
+    return buf;
+}
+
+static void upcase(char *s)
+{
+    for (; *s; s++)
+        *s = (char)toupper((unsigned char)*s);
+}
+
+/*
+ * Sends one request to the daemon the configuration names.  Returns 0 with
+ * *reply (the caller puts it), or an exit code after printing why.
+ */
+static int daemon_request(const lc_config_t *cfg, const char *cmd, const char *arg,
+                          json_object **reply)
+{
+    char err[512];
+    int ret =
+        control_request(cfg->control_socket, cmd, arg, CONTROL_TIMEOUT_MS, reply, err, sizeof err);
+
+    if (ret == LC_OK)
+        return 0;
+    fprintf(stderr, "linecert: %s\n", err);
+    return ret == LC_ERR_USAGE ? EXIT_USAGE : EXIT_DAEMON;
+}
+
+/*
+ * 0 if the daemon said ok.  Its refusal ("unknown line 7") is the user's to
+ * fix: printed, exit 2.  A reply without "ok" did not come from linecertd.
+ */
+static int reply_check(json_object *reply)
+{
+    const char *e = js_str(reply, "error");
+    int ok;
+
+    if (!js_bool(reply, "ok", &ok)) {
+        fprintf(stderr, "linecert: unexpected reply from linecertd (no \"ok\" field)\n");
+        return EXIT_DAEMON;
+    }
+    if (ok)
+        return 0;
+    fprintf(stderr, "linecert: %s\n", e != NULL && *e ? e : "linecertd refused the request");
+    return EXIT_USAGE;
+}
+
+enum {
+    COL_LINE,
+    COL_NAME,
+    COL_STATE,
+    COL_PLC,
+    COL_ISSUED,
+    COL_REFUSED,
+    COL_FAULTS,
+    COL_RATE_MIN,
+    COL_RATE_HOUR,
+    COL_LAST,
+    STATUS_NCOLS
+};
+
+static const struct {
+    const char *head;
+    int min;   /* narrowest width, so that short tables still line up with the docs */
+    int right; /* numbers are right-aligned */
+    int gap;   /* spaces before the column */
+} status_cols[STATUS_NCOLS] = {
+    {"LINE", 5, 0, 0},     {"NAME", 12, 0, 1},   {"STATE", 8, 0, 1},  {"PLC", 19, 0, 1},
+    {"ISSUED", 6, 1, 1},   {"REFUSED", 7, 1, 1}, {"FAULTS", 6, 1, 1}, {"/MIN(1m)", 8, 1, 2},
+    {"/MIN(1h)", 8, 1, 1}, {"LAST", 0, 0, 2},
+};
+
+#define STATUS_CELL 160
+
+/* The table cells of one line's status object. */
+static void status_cells(json_object *l, char cells[STATUS_NCOLS][STATUS_CELL])
+{
+    json_object *plc = js_obj(l, "plc"), *last = js_obj(l, "last");
+    const char *s, *addr = js_str(plc, "address");
+    char age[32];
+    double v;
+    int up;
+
+    snprintf(cells[COL_LINE], STATUS_CELL, "%s", (s = js_str(l, "id")) ? s : "?");
+    snprintf(cells[COL_NAME], STATUS_CELL, "%s", (s = js_str(l, "name")) ? s : "");
+    snprintf(cells[COL_STATE], STATUS_CELL, "%s", (s = js_str(l, "state")) ? s : "-");
+    upcase(cells[COL_STATE]);
+    if (addr == NULL || *addr == '\0')
+        snprintf(cells[COL_PLC], STATUS_CELL, "-");
+    else if (js_bool(plc, "connected", &up))
+        snprintf(cells[COL_PLC], STATUS_CELL, "%s %s", addr, up ? "up" : "down");
+    else
+        snprintf(cells[COL_PLC], STATUS_CELL, "%s", addr);
+    strcpy(cells[COL_ISSUED], "-");
+    strcpy(cells[COL_REFUSED], "-");
+    strcpy(cells[COL_FAULTS], "-");
+    strcpy(cells[COL_RATE_MIN], "-");
+    strcpy(cells[COL_RATE_HOUR], "-");
+    if (js_num(l, "issued", &v))
+        fmt_count(v, cells[COL_ISSUED], STATUS_CELL);
+    if (js_num(l, "refused", &v))
+        fmt_count(v, cells[COL_REFUSED], STATUS_CELL);
+    if (js_num(l, "faults", &v))
+        fmt_count(v, cells[COL_FAULTS], STATUS_CELL);
+    if (js_num(l, "rate_last_min", &v))
+        snprintf(cells[COL_RATE_MIN], STATUS_CELL, "%.0f", v);
+    if (js_num(l, "rate_last_hour", &v))
+        snprintf(cells[COL_RATE_HOUR], STATUS_CELL, "%.1f", v);
+    s = js_str(last, "serial");
+    if (s == NULL || *s == '\0') {
+        strcpy(cells[COL_LAST], "-");
+    } else {
+        const char *result = js_str(last, "result"), *reason = js_str(last, "reason");
+        int o = snprintf(cells[COL_LAST], STATUS_CELL, "%s %s", s, result ? result : "?");
+        if (o > 0 && o < STATUS_CELL && reason != NULL && *reason && strcmp(reason, "none") != 0)
+            o += snprintf(cells[COL_LAST] + o, STATUS_CELL - (size_t)o, " (%s)", reason);
+        if (o > 0 && o < STATUS_CELL && js_num(last, "age_s", &v))
+            snprintf(cells[COL_LAST] + o, STATUS_CELL - (size_t)o, " %s ago",
+                     fmt_age(v, age, sizeof age));
+    }
+}
+
+/*
+ * What is wrong with a line, one "->" line each, under its row.  The
+ * daemon's reason_text is the sentence for people ("PLC 127.0.0.1:1502 not
+ * answering: ..."); PLC and jig errors are added only when it does not
+ * already say them.  A pause needs no explanation: the state says it.
+ */
+static void status_details(json_object *l, int indent)
+{
+    json_object *plc = js_obj(l, "plc"), *jig = js_obj(l, "jig");
+    const char *reason = js_str(l, "reason"), *text = js_str(l, "reason_text");
+    const char *addr = js_str(plc, "address"), *perr = js_str(plc, "error");
+    const char *jerr = js_str(jig, "error");
+    int flag;
+
+    if (text == NULL || *text == '\0')
+        text = reason != NULL && strcmp(reason, "none") != 0 ? reason : "";
+    if (*text && (reason == NULL || strcmp(reason, "paused") != 0))
+        printf("%*s-> %s\n", indent, "", text);
+    if (addr != NULL && *addr && js_bool(plc, "connected", &flag) && !flag &&
+        strstr(text, addr) == NULL)
+        printf("%*s-> PLC %s not answering%s%s\n", indent, "", addr, perr && *perr ? ": " : "",
+               perr ? perr : "");
+    if (js_bool(jig, "ok", &flag) && !flag &&
+        (jerr == NULL || *jerr == '\0' || !strstr(text, jerr)))
+        printf("%*s-> jig%s%s\n", indent, "", jerr && *jerr ? ": " : " not ready",
+               jerr ? jerr : "");
+}
+
+/* The first line: the daemon, its signer and its audit store. */
+static void status_header(json_object *st)
+{
+    json_object *sg = js_obj(st, "signer"), *au = js_obj(st, "audit");
+    const char *s, *sep;
+    char buf[64];
+    double v;
+    int flag;
+
+    printf("linecertd");
+    if (js_num(st, "uptime_s", &v))
+        printf(" up %s", fmt_uptime(v, buf, sizeof buf));
+    if ((s = js_str(st, "state")) != NULL && strcmp(s, "ok") != 0) {
+        snprintf(buf, sizeof buf, "%s", s);
+        upcase(buf);
+        printf(" [%s]", buf);
+    }
+    if (sg != NULL) {
+        printf("  signer: ");
+        sep = "";
+        if (js_bool(sg, "running", &flag)) {
+            printf("%s", flag ? "running" : "NOT RUNNING");
+            if (flag && js_num(sg, "pid", &v) && v > 0)
+                printf(" (pid %.0f)", v);
+            sep = ", ";
+        }
+        if (js_num(sg, "restarts", &v) && v > 0) {
+            printf("%s%s restart%s", sep, fmt_count(v, buf, sizeof buf), v == 1 ? "" : "s");
+            sep = ", ";
+        }
+        if (js_bool(sg, "hsm_ok", &flag)) {
+            printf("%sHSM %s", sep, flag ? "ok" : "FAIL");
+            sep = ", ";
+        }
+        if (js_num(sg, "signatures", &v))
+            printf("%s%s signatures", sep, fmt_count(v, buf, sizeof buf));
+    }
+    if (au != NULL) {
+        printf("  audit: ");
+        sep = "";
+        if (js_bool(au, "ok", &flag)) {
+            printf("%s", flag ? "ok" : "FAIL");
+            sep = ", ";
+        }
+        if (js_num(au, "size_bytes", &v)) {
+            printf("%s%s", sep, fmt_bytes(v, buf, sizeof buf));
+            sep = ", ";
+        }
+        if (js_num(au, "free_bytes", &v)) {
+            printf("%s%s free", sep, fmt_bytes(v, buf, sizeof buf));
+            sep = ", ";
+        }
+        if (js_num(au, "rows", &v) && v >= 0) /* -1: not known yet */
+            printf("%s%s rows", sep, fmt_count(v, buf, sizeof buf));
+    }
+    printf("\n");
+    if ((s = js_str(sg, "error")) != NULL && *s)
+        printf("  -> signer: %s\n", s);
+    if ((s = js_str(au, "error")) != NULL && *s)
+        printf("  -> audit: %s\n", s);
+}
+
+/* The readable status: header, then one row per line, widths fitted to the data. */
+static void status_print(json_object *st)
+{
+    char cells[STATUS_NCOLS][STATUS_CELL];
+    int width[STATUS_NCOLS];
+    json_object *lines;
+    size_t n = 0;
+
+    status_header(st);
+    if (json_object_object_get_ex(st, "lines", &lines) &&
+        json_object_is_type(lines, json_type_array))
+        n = json_object_array_length(lines);
+    if (n == 0) {
+        printf("no lines driven by this daemon\n");
+        return;
+    }
+    for (int c = 0; c < STATUS_NCOLS; c++)
+        width[c] = (int)strlen(status_cols[c].head) > status_cols[c].min
+                       ? (int)strlen(status_cols[c].head)
+                       : status_cols[c].min;
+    for (size_t i = 0; i < n; i++) {
+        status_cells(json_object_array_get_idx(lines, i), cells);
+        for (int c = 0; c < STATUS_NCOLS; c++)
+            if ((int)strlen(cells[c]) > width[c])
+                width[c] = (int)strlen(cells[c]);
+    }
+    for (size_t i = 0; i <= n; i++) {
+        json_object *l = i > 0 ? json_object_array_get_idx(lines, i - 1) : NULL;
+        if (l != NULL)
+            status_cells(l, cells);
+        for (int c = 0; c < STATUS_NCOLS; c++) {
+            const char *text = l != NULL ? cells[c] : status_cols[c].head;
+            if (c == STATUS_NCOLS - 1)
+                printf("%*s%s", status_cols[c].gap, "", text);
+            else
+                printf("%*s%*s", status_cols[c].gap, "",
+                       status_cols[c].right ? width[c] : -width[c], text);
+        }
+        printf("\n");
+        if (l != NULL)
+            status_details(l, width[COL_LINE] + status_cols[COL_NAME].gap);
+    }
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"json", no_argument, NULL, 'j'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = NULL;
+    json_object *reply = NULL;
+    lc_config_t *cfg = NULL;
+    int c, json = 0, ret;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc)
+        return usage_error("status: unexpected argument %s", argv[optind]);
+    if ((ret = load_config(config, &cfg)) != 0)
+        return ret;
+    if ((ret = daemon_request(cfg, "status", "", &reply)) != 0)
+        goto out;
+    if (json) {
+        /* As the daemon sent it, for scripts; only the layout is made readable. */
+        printf("%s\n", json_object_to_json_string_ext(reply, JSON_C_TO_STRING_PRETTY |
+                                                                 JSON_C_TO_STRING_SPACED |
+                                                                 JSON_C_TO_STRING_NOSLASHESCAPE));
+        ret = reply_check(reply);
+    } else if ((ret = reply_check(reply)) == 0) {
+        status_print(reply);
+    }
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "linecert: cannot write to stdout: %s\n", strerror(errno));
+        ret = EXIT_USAGE;
+    }
+out:
+    json_object_put(reply);
+    config_free(cfg);
+    return ret;
+}
+
+/* `pause` and `resume` (argv[0]) of one line. */
+static int cmd_line_control(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"line", required_argument, NULL, 'l'},
+                                         {NULL, 0, NULL, 0}};
+    const char *verb = argv[0], *config = NULL, *line = NULL, *msg;
+    json_object *reply = NULL;
+    lc_config_t *cfg = NULL;
+    int c, ret;
+
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'l':
+            line = optarg;
+            break;
+        default:
+            return EXIT_USAGE;
+        }
+    }
+    if (optind != argc)
+        return usage_error("unexpected argument %s", argv[optind]);
+    if (line == NULL)
+        return usage_error("%s: --line ID is required", verb);
+    if ((ret = load_config(config, &cfg)) != 0)
+        return ret;
+    /* Checked here too, so that a typo is named even when the daemon is down. */
+    if (config_line(cfg, line) == NULL) {
+        fprintf(stderr, "linecert: %s: no [line.%s] section\n", config, line);
+        ret = EXIT_USAGE;
+        goto out;
+    }
+    if ((ret = daemon_request(cfg, verb, line, &reply)) != 0)
+        goto out;
+    if ((ret = reply_check(reply)) != 0)
+        goto out;
+    msg = js_str(reply, "message");
+    if (msg != NULL && *msg)
+        printf("%s\n", msg);
+    else
+        printf("line %s %s\n", line, strcmp(verb, "pause") == 0 ? "paused" : "resumed");
+    ret = 0;
+out:
+    json_object_put(reply);
+    config_free(cfg);
+    return ret;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -452,5 +936,9 @@ int main(int argc, char **argv)
         return cmd_issue(argc - 1, argv + 1);
     if (strcmp(argv[1], "audit") == 0)
         return cmd_audit(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0)
+        return cmd_status(argc - 1, argv + 1);
+    if (strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0)
+        return cmd_line_control(argc - 1, argv + 1);
     return usage_error("unknown command \"%s\"", argv[1]);
 }

@@ -128,6 +128,67 @@ static int set_int(struct parse *p, int *dst, const char *section, const char *k
     return 1;
 }
 
+static int valid_shifts(const char *v)
+{
+    int n = 0;
+
+    while (*v) {
+        int h, m, used = 0;
+        if (sscanf(v, "%2d:%2d%n", &h, &m, &used) != 2 || used != 5 || h < 0 || h > 23 || m < 0 ||
+            m > 59)
+            return 0;
+        v += used;
+        n++;
+        if (*v == ',')
+            v++;
+        else if (*v != '\0')
+            return 0;
+    }
+    return n > 0 && n <= 8;
+}
+
+/* plc = modbus-tcp://HOST:PORT */
+static int set_plc(struct parse *p, lc_line_cfg_t *l, const char *s, const char *k, const char *v)
+{
+    static const char scheme[] = "modbus-tcp://";
+    const char *host = v + sizeof scheme - 1, *colon;
+    char *end;
+    long port;
+
+    if (strncmp(v, scheme, sizeof scheme - 1) != 0)
+        return fail(p, s, k, "expected modbus-tcp://HOST:PORT");
+    colon = strrchr(host, ':');
+    if (colon == NULL || colon == host)
+        return fail(p, s, k, "expected modbus-tcp://HOST:PORT");
+    port = strtol(colon + 1, &end, 10);
+    if (*end != '\0' || port < 1 || port > 65535)
+        return fail(p, s, k, "port must be 1..65535");
+    if (l->plc_host != NULL)
+        return fail(p, s, k, "given twice");
+    l->plc_host = strndup(host, (size_t)(colon - host));
+    l->plc_port = (int)port;
+    return l->plc_host != NULL ? 1 : fail(p, s, k, "out of memory");
+}
+
+/* jig = exec:/abs/program [args] */
+static int set_jig(struct parse *p, lc_line_cfg_t *l, const char *s, const char *k, const char *v)
+{
+    if (strncmp(v, "exec:", 5) == 0) {
+        const char *prog = v + 5;
+        size_t n = strcspn(prog, " \t");
+        char path[4096];
+        if (prog[0] != '/' || n >= sizeof path)
+            return fail(p, s, k, "exec: needs an absolute program path");
+        memcpy(path, prog, n);
+        path[n] = '\0';
+        if (access(path, X_OK) != 0)
+            return fail(p, s, k, "%s: %s", path, strerror(errno));
+    } else {
+        return fail(p, s, k, "expected exec:/path/to/program [args]");
+    }
+    return set_str(p, &l->jig, s, k, v);
+}
+
 static int station_key(struct parse *p, const char *s, const char *k, const char *v)
 {
     lc_config_t *c = p->cfg;
@@ -172,6 +233,13 @@ static int station_key(struct parse *p, const char *s, const char *k, const char
         return set_path(p, &c->signer, s, k, v, 1);
     if (strcmp(k, "not_before_skew_s") == 0)
         return set_int(p, &c->not_before_skew_s, s, k, v, 0, 86400);
+    if (strcmp(k, "control_socket") == 0)
+        return set_path(p, &c->control_socket, s, k, v, 0);
+    if (strcmp(k, "shifts") == 0) {
+        if (!valid_shifts(v))
+            return fail(p, s, k, "expected HH:MM[,HH:MM...] (e.g. 06:00,14:00,22:00)");
+        return set_str(p, &c->shifts, s, k, v);
+    }
     return fail(p, s, k, "unknown key");
 }
 
@@ -187,6 +255,9 @@ static lc_line_cfg_t *line_for(struct parse *p, const char *section)
         return NULL;
     c->lines[c->nlines].id = strdup(id);
     c->lines[c->nlines].validity_days = 3650;
+    c->lines[c->nlines].plc_unit = 1;
+    c->lines[c->nlines].poll_ms = 20;
+    c->lines[c->nlines].jig_timeout_ms = 5000;
     return &c->lines[c->nlines++];
 }
 
@@ -212,6 +283,24 @@ static int line_key(struct parse *p, const char *s, const char *k, const char *v
         return set_str(p, &l->subject_o, s, k, v);
     if (strcmp(k, "subject_ou") == 0)
         return set_str(p, &l->subject_ou, s, k, v);
+    if (strcmp(k, "plc") == 0)
+        return set_plc(p, l, s, k, v);
+    if (strcmp(k, "plc_unit") == 0)
+        return set_int(p, &l->plc_unit, s, k, v, 0, 255);
+    if (strcmp(k, "plc_base") == 0)
+        return set_int(p, &l->plc_base, s, k, v, 0, 65535 - 40);
+    if (strcmp(k, "poll_ms") == 0)
+        return set_int(p, &l->poll_ms, s, k, v, 5, 10000);
+    if (strcmp(k, "jig") == 0)
+        return set_jig(p, l, s, k, v);
+    if (strcmp(k, "jig_timeout_ms") == 0)
+        return set_int(p, &l->jig_timeout_ms, s, k, v, 100, 600000);
+    if (strcmp(k, "registration_id") == 0) {
+        const char *pct = strstr(v, "%s");
+        if (pct == NULL || strstr(pct + 2, "%") != NULL || strchr(v, '%') != pct)
+            return fail(p, s, k, "must contain %%s exactly once and no other %%");
+        return set_str(p, &l->regid_template, s, k, v);
+    }
     return fail(p, s, k, "unknown key");
 }
 
@@ -292,6 +381,16 @@ int config_load(const char *path, lc_config_t **out, char *err, size_t errlen)
                                              : "pin_file");
         goto out;
     }
+    if (c->control_socket == NULL &&
+        asprintf(&c->control_socket, "%s/linecertd.sock", c->dir) < 0) {
+        c->control_socket = NULL;
+        lc_seterr(ret, err, errlen, "out of memory");
+        goto out;
+    }
+    if (c->shifts == NULL && (c->shifts = strdup("06:00,14:00,22:00")) == NULL) {
+        lc_seterr(ret, err, errlen, "out of memory");
+        goto out;
+    }
     if (c->nlines == 0) {
         lc_seterr(ret, err, errlen, "%s: no [line.<id>] section", path);
         goto out;
@@ -301,6 +400,10 @@ int config_load(const char *path, lc_config_t **out, char *err, size_t errlen)
         if (l->ca_key == NULL || l->chain == NULL) {
             lc_seterr(ret, err, errlen, "%s: [line.%s]: missing required key %s", path, l->id,
                       l->ca_key == NULL ? "ca_key" : "chain");
+            goto out;
+        }
+        if (l->regid_template == NULL && (l->regid_template = strdup("%s")) == NULL) {
+            lc_seterr(ret, err, errlen, "out of memory");
             goto out;
         }
         if (l->name == NULL && asprintf(&l->name, "Line %s", l->id) < 0) {
@@ -329,6 +432,9 @@ void config_free(lc_config_t *c)
         free(l->chain);
         free(l->subject_o);
         free(l->subject_ou);
+        free(l->plc_host);
+        free(l->jig);
+        free(l->regid_template);
     }
     free(c->path);
     free(c->dir);
@@ -337,6 +443,8 @@ void config_free(lc_config_t *c)
     free(c->pin_file);
     free(c->softhsm2_conf);
     free(c->signer);
+    free(c->control_socket);
+    free(c->shifts);
     free(c);
 }
 

@@ -21,6 +21,15 @@ typedef struct lc_line_cfg {
     int validity_days; /* leaf validity; default 3650 */
     char *subject_o;   /* optional subject O */
     char *subject_ou;  /* optional subject OU */
+    /* daemon (linecertd) */
+    char *plc_host; /* from plc = modbus-tcp://HOST:PORT; NULL: no PLC */
+    int plc_port;
+    int plc_unit;         /* Modbus unit id; default 1 */
+    int plc_base;         /* holding-register base; default 0 */
+    int poll_ms;          /* PLC poll period; default 20 */
+    char *jig;            /* "exec:/path [args]" */
+    int jig_timeout_ms;   /* default 5000 */
+    char *regid_template; /* registration_id: default "%s" (the PLC's serial) */
 } lc_line_cfg_t;
 
 typedef struct lc_config {
@@ -32,6 +41,8 @@ typedef struct lc_config {
     char *softhsm2_conf;   /* absolute path or NULL */
     char *signer;          /* linecert-signer program, or NULL for the default */
     int not_before_skew_s; /* notBefore = now - skew; default 300 */
+    char *control_socket;  /* daemon control socket; default <config dir>/linecertd.sock */
+    char *shifts;          /* shift start times, "06:00,14:00,22:00" (UI) */
     lc_line_cfg_t lines[CONFIG_MAX_LINES];
     size_t nlines;
 } lc_config_t;

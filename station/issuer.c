@@ -34,6 +34,8 @@ struct issuer {
     signer_client_t *signer;
     struct issuer_line lines[CONFIG_MAX_LINES];
     size_t nlines;
+    signer_line_t sl[CONFIG_MAX_LINES]; /* what the signer is configured with */
+    unsigned restarts;                  /* signer processes started after the first */
 };
 
 void issuer_sha256_hex(const unsigned char *data, size_t len, char out[65])
@@ -139,13 +141,38 @@ static struct issuer_line *find_line(issuer_t *is, const char *id)
     return NULL;
 }
 
-int issuer_open(const lc_config_t *cfg, const char *line, const char *actor, issuer_t **out,
-                char *err, size_t errlen)
+/*
+ * Starts and configures a signer.  A signer that runs but cannot reach the
+ * token is kept (it retries at each request); LC_ERR_HSM is still returned.
+ */
+static int start_signer(issuer_t *is, char *err, size_t errlen)
 {
-    issuer_t *is;
-    signer_line_t sl[CONFIG_MAX_LINES];
+    const lc_config_t *cfg = is->cfg;
     signer_conf_t sc;
     char path[PATH_MAX];
+    int ret;
+
+    signer_client_free(is->signer);
+    is->signer = NULL;
+    ret = signer_client_spawn(issuer_signer_path(cfg, path, sizeof path), 0, &is->signer, err,
+                              errlen);
+    if (ret != LC_OK)
+        return ret;
+    sc = (signer_conf_t){cfg->pkcs11_module, cfg->pin_file, cfg->softhsm2_conf, is->sl, is->nlines};
+    ret = signer_client_configure(is->signer, &sc, err, errlen);
+    if (ret == LC_ERR_NOT_FOUND)
+        ret = LC_ERR_HSM;
+    if (ret != LC_OK && ret != LC_ERR_HSM) {
+        signer_client_free(is->signer);
+        is->signer = NULL;
+    }
+    return ret;
+}
+
+int issuer_open(const lc_config_t *cfg, const char *line, const char *actor, int flags,
+                issuer_t **out, char *err, size_t errlen)
+{
+    issuer_t *is;
     int ret;
 
     *out = NULL;
@@ -170,18 +197,15 @@ int issuer_open(const lc_config_t *cfg, const char *line, const char *actor, iss
     ret = audit_open(cfg->audit_db, AUDIT_READWRITE, &is->audit, err, errlen);
     if (ret != LC_OK)
         goto fail;
-    ret = signer_client_spawn(issuer_signer_path(cfg, path, sizeof path), 0, &is->signer, err,
-                              errlen);
-    if (ret != LC_OK)
-        goto fail;
     for (size_t i = 0; i < is->nlines; i++) {
         const lc_line_cfg_t *lc = is->lines[i].cfg;
-        sl[i] = (signer_line_t){
+        is->sl[i] = (signer_line_t){
             lc->id,        lc->ca_key,     is->lines[i].ca_der,        is->lines[i].ca_der_len,
             lc->subject_o, lc->subject_ou, (uint32_t)lc->validity_days};
     }
-    sc = (signer_conf_t){cfg->pkcs11_module, cfg->pin_file, cfg->softhsm2_conf, sl, is->nlines};
-    ret = signer_client_configure(is->signer, &sc, err, errlen);
+    ret = start_signer(is, err, errlen);
+    if (ret == LC_ERR_HSM && (flags & ISSUER_TOLERATE_HSM) && is->signer != NULL)
+        ret = LC_OK;
     if (ret != LC_OK)
         goto fail;
     *out = is;
@@ -247,12 +271,105 @@ static int refuse(issuer_t *is, const char *line, const char *csr_hash, issue_re
     return audit_outcome(is, line, "refused", csr_hash, res, LC_ERR_REFUSED);
 }
 
+/*
+ * The device asks again for the certificate it was issued but never
+ * acknowledged (a lost ACK, a station crash): hand out the same certificate,
+ * audited as a re-delivery, once the CSR proves possession of its key.
+ */
+static int redeliver(issuer_t *is, const issue_req_t *req, const lc_csr_t *csr,
+                     const char *csr_hash, const audit_cert_info_t *prev, issue_res_t *res)
+{
+    audit_entry_t e;
+    char detail[400];
+    unsigned char *der = NULL;
+    size_t der_len = 0;
+    int ret;
+
+    if (policy_csr_verify(NULL, csr, &res->refusal) != 0)
+        return refuse(is, req->line, csr_hash, res);
+    ret = audit_get_cert(is->audit, prev->serial, NULL, &der, &der_len, res->message,
+                         sizeof res->message);
+    if (ret != LC_OK)
+        return res->outcome = LC_ERR_AUDIT;
+    snprintf(res->serial, sizeof res->serial, "%s", prev->serial);
+    issuer_sha256_hex(der, der_len, res->thumbprint);
+    memset(&e, 0, sizeof e);
+    e.row.actor = is->actor;
+    e.row.line = req->line;
+    e.row.kind = "redelivered";
+    e.row.registration_id = csr->cn;
+    e.row.serial = res->serial;
+    e.row.thumbprint = res->thumbprint;
+    e.row.csr_sha256 = csr_hash;
+    snprintf(detail, sizeof detail, "unacknowledged certificate delivered again%s%s",
+             req->context ? "; " : "", req->context ? req->context : "");
+    e.row.detail = detail;
+    ret = audit_append(is->audit, &e, 1, res->message, sizeof res->message);
+    if (ret != LC_OK) {
+        free(der);
+        return res->outcome = LC_ERR_AUDIT;
+    }
+    res->seq = e.row.seq;
+    res->der = der;
+    res->der_len = der_len;
+    res->redelivered = 1;
+    return res->outcome = LC_OK;
+}
+
+int issuer_audit_event(issuer_t *is, const char *line, const char *kind, const char *regid,
+                       const char *serial, const char *reason, const char *detail)
+{
+    audit_entry_t e;
+    char err[256];
+
+    memset(&e, 0, sizeof e);
+    e.row.actor = is->actor;
+    e.row.line = line;
+    e.row.kind = kind;
+    e.row.registration_id = regid;
+    e.row.serial = serial;
+    e.row.reason = reason;
+    e.row.detail = detail;
+    return audit_append(is->audit, &e, 1, err, sizeof err) == LC_OK ? LC_OK : LC_ERR_AUDIT;
+}
+
+int issuer_mark_acked(issuer_t *is, const char *serial)
+{
+    return audit_mark_acked(is->audit, serial, NULL, 0);
+}
+
+int64_t issuer_issued_count(issuer_t *is, const char *line)
+{
+    int64_t n = audit_count_line_certs(is->audit, line);
+    return n < 0 ? 0 : n;
+}
+
+int issuer_probe(issuer_t *is, int *hsm_ok, uint64_t *signatures, unsigned *restarts, int *pid,
+                 char *err, size_t errlen)
+{
+    int ret = LC_ERR_SIGNER;
+
+    *hsm_ok = 0;
+    *signatures = 0;
+    if (is->signer != NULL)
+        ret = signer_client_status(is->signer, signatures, hsm_ok, err, errlen);
+    if (ret == LC_ERR_SIGNER) {
+        is->restarts++;
+        ret = start_signer(is, err, errlen);
+        if (ret == LC_OK || ret == LC_ERR_HSM)
+            ret = signer_client_status(is->signer, signatures, hsm_ok, err, errlen);
+    }
+    *restarts = is->restarts;
+    *pid = is->signer != NULL ? (int)signer_client_pid(is->signer) : 0;
+    return ret;
+}
+
 int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
 {
     struct issuer_line *l = find_line(is, req->line);
     unsigned char *der = NULL, serial[PROFILE_SERIAL_LEN];
     size_t der_len = 0;
-    char csr_hash[65] = "", detail[400];
+    char csr_hash[65] = "", spki_hash[65] = "", detail[600];
     lc_csr_t csr;
     audit_cert_info_t prev;
     int have_prev = 0, ret;
@@ -279,9 +396,22 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
         goto out;
     }
     snprintf(res->regid, sizeof res->regid, "%s", csr.cn);
+    issuer_sha256_hex(csr.spki, csr.spki_len, spki_hash);
+    if (req->expect_regid != NULL && strcmp(csr.cn, req->expect_regid) != 0) {
+        policy_refuse(&res->refusal, LC_REASON_CN_MISMATCH,
+                      "CSR CN \"%s\" is not the registration ID \"%s\" of the device in the jig",
+                      csr.cn, req->expect_regid);
+        ret = refuse(is, req->line, csr_hash, res);
+        goto out;
+    }
     /* 2. registration IDs are unique case-insensitively, unless this is an audited re-issue */
     ret = audit_find_valid_regid(is->audit, csr.cn, &prev, res->message, sizeof res->message);
     if (ret == LC_OK) {
+        if (req->allow_redeliver && !prev.acked && strcmp(prev.line, req->line) == 0 &&
+            strcmp(prev.registration_id, csr.cn) == 0 && strcmp(prev.spki_sha256, spki_hash) == 0) {
+            ret = redeliver(is, req, &csr, csr_hash, &prev, res);
+            goto out;
+        }
         if (!req->reissue) {
             policy_refuse(&res->refusal, LC_REASON_CN_DUPLICATE,
                           "registration ID %s already holds certificate %s (line %s)",
@@ -311,7 +441,21 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
     /* 4. the signer re-checks the policy, verifies proof of possession, builds and signs */
     nb = now - is->cfg->not_before_skew_s;
     na = now + (int64_t)l->cfg->validity_days * 86400;
-    signer_client_issue(is->signer, req->line, der, der_len, serial, nb, na, &sr);
+    if (is->signer == NULL || signer_client_issue(is->signer, req->line, der, der_len, serial, nb,
+                                                  na, &sr) == LC_ERR_SIGNER) {
+        /* The signer died (or never started): start a new one and ask once more. */
+        char why[200];
+        free(sr.der);
+        memset(&sr, 0, sizeof sr);
+        is->restarts++;
+        if (start_signer(is, why, sizeof why) == LC_ERR_SIGNER || is->signer == NULL) {
+            sr.kind = PROTO_ERROR;
+            sr.err = LC_ERR_SIGNER;
+            snprintf(sr.detail, sizeof sr.detail, "signer restart failed: %s", why);
+        } else {
+            signer_client_issue(is->signer, req->line, der, der_len, serial, nb, na, &sr);
+        }
+    }
     if (sr.kind == PROTO_REFUSED) {
         res->refusal.reason = sr.reason;
         snprintf(res->refusal.detail, sizeof res->refusal.detail, "%s", sr.detail);
@@ -350,8 +494,9 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
                  req->reissue_reason ? req->reissue_reason : "");
         e.row.detail = detail;
     } else {
-        snprintf(detail, sizeof detail, "%s, signer signature #%llu",
-                 policy_key_type_name(csr.key_type), (unsigned long long)sr.signatures);
+        snprintf(detail, sizeof detail, "%s, signer signature #%llu%s%s",
+                 policy_key_type_name(csr.key_type), (unsigned long long)sr.signatures,
+                 req->context ? "; " : "", req->context ? req->context : "");
         e.row.detail = detail;
     }
     cert.serial = res->serial;
@@ -363,6 +508,7 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
     cert.der = sr.der;
     cert.der_len = sr.der_len;
     cert.supersedes = have_prev ? prev.serial : NULL;
+    cert.spki_sha256 = spki_hash;
     e.cert = &cert;
     ret = audit_append(is->audit, &e, 1, res->message, sizeof res->message);
     if (ret != LC_OK) {

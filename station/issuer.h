@@ -25,15 +25,19 @@ typedef struct issue_req {
     size_t input_len;
     int reissue;                /* replace the valid certificate of this CN */
     const char *reissue_reason; /* required with reissue; audited */
+    const char *expect_regid;   /* daemon: the CN must equal this (from the PLC) */
+    const char *context;        /* appended to the audit detail ("PLC seq 7, ...") */
+    int allow_redeliver;        /* daemon: re-deliver an unacknowledged certificate */
 } issue_req_t;
 
 typedef struct issue_res {
     int outcome;          /* LC_OK issued; LC_ERR_REFUSED; LC_ERR_SIGNER/HSM; LC_ERR_AUDIT */
     lc_refusal_t refusal; /* reason + detail when refused or faulted */
     char regid[POLICY_MAX_REGID + 1]; /* the CN, when the CSR got that far */
-    char serial[40];                  /* uppercase hex, when issued */
+    char serial[80];                  /* uppercase hex, when issued */
     char thumbprint[65];              /* SHA-256 of the certificate, uppercase hex */
     int64_t seq;                      /* audit row of the outcome (0 if none) */
+    int redelivered;                  /* LC_OK by re-delivering an existing certificate */
     unsigned char *der;               /* issued certificate (malloc'd, free with issue_res_clear) */
     size_t der_len;
     char message[300]; /* for LC_ERR_SIGNER/HSM/AUDIT: what failed */
@@ -45,8 +49,12 @@ typedef struct issue_res {
  * row.  Returns LC_OK; LC_ERR_CONFIG (chain file unreadable); LC_ERR_AUDIT;
  * LC_ERR_SIGNER/LC_ERR_HSM (signer did not start or the token is not usable).
  */
-int issuer_open(const lc_config_t *cfg, const char *line, const char *actor, issuer_t **out,
-                char *err, size_t errlen);
+int issuer_open(const lc_config_t *cfg, const char *line, const char *actor, int flags,
+                issuer_t **out, char *err, size_t errlen);
+
+enum issuer_flags {
+    ISSUER_TOLERATE_HSM = 1, /* daemon: start even if the token is not there yet */
+};
 
 /* Stops the signer, closes the store.  NULL is a no-op. */
 void issuer_free(issuer_t *is);
@@ -67,6 +75,27 @@ void issue_res_clear(issue_res_t *res);
  */
 int issuer_chain_pem(issuer_t *is, const char *line, const unsigned char *der, size_t der_len,
                      int with_root, char **pem, size_t *pem_len);
+
+/*
+ * Appends one audit row for an event outside the pipeline (a jig fault, a
+ * pause, a control action).  Returns LC_OK or LC_ERR_AUDIT.
+ */
+int issuer_audit_event(issuer_t *is, const char *line, const char *kind, const char *regid,
+                       const char *serial, const char *reason, const char *detail);
+
+/* Records that the PLC acknowledged the delivery of serial. */
+int issuer_mark_acked(issuer_t *is, const char *serial);
+
+/* Certificates ever issued on line (for the ISSUED_COUNT register). */
+int64_t issuer_issued_count(issuer_t *is, const char *line);
+
+/*
+ * Asks the signer whether the token is usable (which makes it reload the
+ * module when it was not), restarting the signer if it died.  Fills
+ * *hsm_ok, *signatures, *restarts, *pid.  Returns LC_OK or LC_ERR_SIGNER.
+ */
+int issuer_probe(issuer_t *is, int *hsm_ok, uint64_t *signatures, unsigned *restarts, int *pid,
+                 char *err, size_t errlen);
 
 /* The audit store handle (for queries by the caller). */
 audit_t *issuer_audit(issuer_t *is);

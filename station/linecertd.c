@@ -1,0 +1,369 @@
+/*
+ * linecertd.c — the station daemon: one process per station, one worker
+ * thread per line, the signer as an exec'd child (docs/operations.md).
+ *
+ * The main thread owns the lifecycle: it starts the lines, tells systemd it
+ * is ready (Type=notify) and pings the watchdog, probes the signer/HSM and
+ * the audit store while they are faulted so that the station recovers by
+ * itself, reloads line settings on SIGHUP, and on SIGTERM lets every line
+ * finish its in-flight request before it exits 0.
+ */
+#include "control.h"
+#include "daemon.h"
+#include "lcerr.h"
+#include "log.h"
+#include "policy.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#define PROBE_S 1.0
+
+static daemon_t D;
+static pthread_rwlock_t g_state = PTHREAD_RWLOCK_INITIALIZER; /* lines and config (reload) */
+
+/* Signer state as last probed by the main thread (read by status). */
+static struct {
+    pthread_mutex_t mu;
+    int running, hsm_ok, pid;
+    uint64_t signatures;
+    unsigned restarts;
+    char error[256];
+} g_signer = {PTHREAD_MUTEX_INITIALIZER, 0, 0, 0, 0, 0, ""};
+
+static const char USAGE[] = "usage: linecertd --config FILE [--foreground]\n"
+                            "The linecert station daemon; see docs/operations.md.\n";
+
+static void probe_signer(void)
+{
+    int hsm_ok = 0, pid = 0, ret;
+    uint64_t sigs = 0;
+    unsigned restarts = 0;
+    char err[256] = "";
+
+    pthread_mutex_lock(&D.issue_lock);
+    ret = issuer_probe(D.issuer, &hsm_ok, &sigs, &restarts, &pid, err, sizeof err);
+    pthread_mutex_unlock(&D.issue_lock);
+    pthread_mutex_lock(&g_signer.mu);
+    g_signer.running = ret == LC_OK;
+    g_signer.hsm_ok = ret == LC_OK && hsm_ok;
+    g_signer.pid = pid;
+    g_signer.signatures = sigs;
+    g_signer.restarts = restarts;
+    snprintf(g_signer.error, sizeof g_signer.error, "%s", ret == LC_OK ? "" : err);
+    pthread_mutex_unlock(&g_signer.mu);
+    if (ret == LC_OK && hsm_ok && atomic_exchange(&D.hsm_fault, 0))
+        log_info("HSM usable again: issuance resumes");
+    else if ((ret != LC_OK || !hsm_ok) && !atomic_exchange(&D.hsm_fault, 1))
+        log_err("HSM not usable: %s", ret == LC_OK ? "token or key not reachable" : err);
+}
+
+/* While the audit store is faulted, try to write the row that records the gap. */
+static void probe_audit(void)
+{
+    char detail[400];
+    int ret;
+
+    if (!atomic_load(&D.audit_fault))
+        return;
+    pthread_mutex_lock(&D.issue_lock);
+    snprintf(detail, sizeof detail, "audit store writable again after a failure: %s",
+             D.audit_error);
+    ret = issuer_audit_event(D.issuer, "", "fault", NULL, NULL,
+                             policy_reason_name(LC_REASON_AUDIT_UNAVAILABLE), detail);
+    pthread_mutex_unlock(&D.issue_lock);
+    if (ret == LC_OK) {
+        atomic_store(&D.audit_fault, 0);
+        log_info("audit store writable again: issuance resumes");
+    }
+}
+
+static int start_lines(char *err, size_t errlen)
+{
+    D.nlines = 0;
+    for (size_t i = 0; i < D.cfg->nlines; i++) {
+        const lc_line_cfg_t *lc = &D.cfg->lines[i];
+        line_t *l;
+        int ret;
+        if (lc->plc_host == NULL || lc->jig == NULL) {
+            log_info("line %s has no plc/jig: CLI issuance only", lc->id);
+            continue;
+        }
+        l = &D.lines[D.nlines++];
+        memset(l, 0, sizeof *l);
+        l->d = &D;
+        l->cfg = lc;
+        ret = line_start(l, err, errlen);
+        if (ret != LC_OK)
+            return ret;
+        log_info("line %s (%s): PLC %s:%d unit %d base %d, jig %s", lc->id, lc->name, lc->plc_host,
+                 lc->plc_port, lc->plc_unit, lc->plc_base, lc->jig);
+    }
+    return LC_OK;
+}
+
+static void stop_lines(void)
+{
+    atomic_store(&D.stopping, 1);
+    for (size_t i = 0; i < D.nlines; i++)
+        line_stop(&D.lines[i]);
+    D.nlines = 0;
+    atomic_store(&D.stopping, 0);
+}
+
+/* Opens the issuer and starts the lines for D.cfg. */
+static int start_station(char *err, size_t errlen)
+{
+    int ret = issuer_open(D.cfg, NULL, "linecertd", ISSUER_TOLERATE_HSM, &D.issuer, err, errlen);
+
+    if (ret != LC_OK)
+        return ret;
+    probe_signer();
+    return start_lines(err, errlen);
+}
+
+static void reload(const char *path)
+{
+    lc_config_t *cfg = NULL;
+    char err[512];
+
+    if (config_load(path, &cfg, err, sizeof err) != LC_OK) {
+        log_err("reload: %s; keeping the running configuration", err);
+        return;
+    }
+    log_info("reload: finishing in-flight requests");
+    pthread_rwlock_wrlock(&g_state);
+    stop_lines();
+    issuer_free(D.issuer);
+    D.issuer = NULL;
+    config_free(D.cfg);
+    D.cfg = cfg;
+    if (start_station(err, sizeof err) != LC_OK)
+        log_err("reload: %s (lines stay stopped until the next reload)", err);
+    else
+        log_info("reload: %zu line(s) running", D.nlines);
+    pthread_rwlock_unlock(&g_state);
+}
+
+static json_object *error_reply(const char *msg)
+{
+    json_object *o = json_object_new_object();
+    json_object_object_add(o, "ok", json_object_new_boolean(0));
+    json_object_object_add(o, "error", json_object_new_string(msg));
+    return o;
+}
+
+static json_object *status_reply(void)
+{
+    json_object *o = json_object_new_object(), *signer, *audit, *lines;
+    struct stat st;
+    struct statvfs vfs;
+    int64_t size = 0, rows;
+    char wal[4200];
+    const char *state = "ok";
+
+    json_object_object_add(o, "ok", json_object_new_boolean(1));
+    json_object_object_add(o, "version", json_object_new_string(LINECERT_VERSION));
+    json_object_object_add(o, "uptime_s",
+                           json_object_new_int64((int64_t)(daemon_now() - D.started_at)));
+    signer = json_object_new_object();
+    pthread_mutex_lock(&g_signer.mu);
+    json_object_object_add(signer, "running", json_object_new_boolean(g_signer.running));
+    json_object_object_add(signer, "pid", json_object_new_int(g_signer.pid));
+    json_object_object_add(signer, "hsm_ok", json_object_new_boolean(g_signer.hsm_ok));
+    json_object_object_add(signer, "signatures",
+                           json_object_new_int64((int64_t)g_signer.signatures));
+    json_object_object_add(signer, "restarts", json_object_new_int((int)g_signer.restarts));
+    json_object_object_add(signer, "error", json_object_new_string(g_signer.error));
+    pthread_mutex_unlock(&g_signer.mu);
+    json_object_object_add(o, "signer", signer);
+
+    audit = json_object_new_object();
+    if (stat(D.cfg->audit_db, &st) == 0)
+        size += st.st_size;
+    snprintf(wal, sizeof wal, "%s-wal", D.cfg->audit_db);
+    if (stat(wal, &st) == 0)
+        size += st.st_size;
+    snprintf(wal, sizeof wal, "%s", D.cfg->audit_db);
+    if (strrchr(wal, '/') != NULL)
+        *strrchr(wal, '/') = '\0';
+    pthread_mutex_lock(&D.issue_lock);
+    rows = D.issuer ? audit_count(issuer_audit(D.issuer)) : -1;
+    json_object_object_add(
+        audit, "error", json_object_new_string(atomic_load(&D.audit_fault) ? D.audit_error : ""));
+    pthread_mutex_unlock(&D.issue_lock);
+    json_object_object_add(audit, "path", json_object_new_string(D.cfg->audit_db));
+    json_object_object_add(audit, "ok", json_object_new_boolean(!atomic_load(&D.audit_fault)));
+    json_object_object_add(audit, "size_bytes", json_object_new_int64(size));
+    json_object_object_add(audit, "free_bytes",
+                           json_object_new_int64(statvfs(wal, &vfs) == 0
+                                                     ? (int64_t)vfs.f_bavail * (int64_t)vfs.f_frsize
+                                                     : 0));
+    json_object_object_add(audit, "rows", json_object_new_int64(rows));
+    json_object_object_add(o, "audit", audit);
+
+    lines = json_object_new_array();
+    for (size_t i = 0; i < D.nlines; i++)
+        json_object_array_add(lines, line_status(&D.lines[i]));
+    json_object_object_add(o, "lines", lines);
+    if (atomic_load(&D.hsm_fault))
+        state = "hsm-fault";
+    else if (atomic_load(&D.audit_fault))
+        state = "audit-fault";
+    json_object_object_add(o, "state", json_object_new_string(state));
+    return o;
+}
+
+static json_object *pause_reply(const char *cmd, const char *arg, const control_peer_t *peer)
+{
+    int pause = strcmp(cmd, "pause") == 0;
+    char detail[200];
+    json_object *o;
+
+    for (size_t i = 0; i < D.nlines; i++) {
+        line_t *l = &D.lines[i];
+        if (strcmp(l->cfg->id, arg) != 0)
+            continue;
+        pthread_mutex_lock(&l->mu);
+        l->paused = pause;
+        pthread_mutex_unlock(&l->mu);
+        snprintf(detail, sizeof detail, "line %s by uid %u (pid %d)", pause ? "paused" : "resumed",
+                 (unsigned)peer->uid, (int)peer->pid);
+        pthread_mutex_lock(&D.issue_lock);
+        issuer_audit_event(D.issuer, l->cfg->id, "control", NULL, NULL, NULL, detail);
+        pthread_mutex_unlock(&D.issue_lock);
+        log_info("line %s: %s", l->cfg->id, detail);
+        o = json_object_new_object();
+        json_object_object_add(o, "ok", json_object_new_boolean(1));
+        json_object_object_add(o, "line", json_object_new_string(l->cfg->id));
+        json_object_object_add(o, "state", json_object_new_string(pause ? "paused" : "resumed"));
+        return o;
+    }
+    snprintf(detail, sizeof detail, "no line \"%s\" driven by this daemon", arg);
+    return error_reply(detail);
+}
+
+static json_object *control_handler(void *user, const char *cmd, const char *arg,
+                                    const control_peer_t *peer)
+{
+    json_object *reply;
+
+    (void)user;
+    pthread_rwlock_rdlock(&g_state);
+    if (strcmp(cmd, "status") == 0)
+        reply = status_reply();
+    else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0)
+        reply = pause_reply(cmd, arg, peer);
+    else
+        reply = error_reply("unknown command (status, pause LINE, resume LINE)");
+    pthread_rwlock_unlock(&g_state);
+    return reply;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"foreground", no_argument, NULL, 'f'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *config = NULL;
+    control_t *ctl = NULL;
+    char err[512];
+    sigset_t set;
+    uint64_t wd_usec = 0;
+    double next_probe = 0, next_wd = 0;
+    int c, wd, ret = 1;
+
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c':
+            config = optarg;
+            break;
+        case 'f':
+            break; /* linecertd never forks: systemd (Type=notify) or a terminal runs it */
+        case 'h':
+            fputs(USAGE, stdout);
+            return 0;
+        default:
+            fputs(USAGE, stderr);
+            return 2;
+        }
+    }
+    if (config == NULL || optind != argc) {
+        fputs(USAGE, stderr);
+        return 2;
+    }
+    log_init("linecertd");
+    if (config_load(config, &D.cfg, err, sizeof err) != LC_OK) {
+        log_err("%s", err);
+        return 2;
+    }
+    /* Signals are taken synchronously by the main thread only. */
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    pthread_mutex_init(&D.issue_lock, NULL);
+    D.started_at = daemon_now();
+    if (start_station(err, sizeof err) != LC_OK) {
+        log_err("%s", err);
+        goto out;
+    }
+    if (control_open(D.cfg->control_socket, control_handler, NULL, &ctl, err, sizeof err) !=
+        LC_OK) {
+        log_err("control socket: %s", err);
+        goto out;
+    }
+    wd = sd_watchdog_enabled(0, &wd_usec);
+    sd_notifyf(0, "READY=1\nSTATUS=%zu line(s) running", D.nlines);
+    log_info("ready: %zu line(s), control socket %s, audit %s", D.nlines, D.cfg->control_socket,
+             D.cfg->audit_db);
+    for (;;) {
+        struct timespec ts = {0, 200 * 1000 * 1000};
+        int sig = sigtimedwait(&set, NULL, &ts);
+        double now = daemon_now();
+        if (sig == SIGTERM || sig == SIGINT) {
+            log_info("%s: finishing in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            sd_notify(0, "STOPPING=1");
+            break;
+        }
+        if (sig == SIGHUP) {
+            sd_notify(0, "RELOADING=1");
+            reload(config);
+            sd_notify(0, "READY=1");
+        }
+        if (wd > 0 && now >= next_wd) {
+            sd_notify(0, "WATCHDOG=1");
+            next_wd = now + (double)wd_usec / 2e6;
+        }
+        if (now >= next_probe) {
+            pthread_rwlock_rdlock(&g_state);
+            if (D.issuer != NULL) {
+                probe_signer();
+                probe_audit();
+            }
+            pthread_rwlock_unlock(&g_state);
+            next_probe = now + PROBE_S;
+        }
+    }
+    ret = 0;
+out:
+    control_free(ctl);
+    pthread_rwlock_wrlock(&g_state);
+    stop_lines();
+    issuer_free(D.issuer); /* the signer exits; the store is closed after the last commit */
+    config_free(D.cfg);
+    pthread_rwlock_unlock(&g_state);
+    log_info("stopped");
+    return ret;
+}
