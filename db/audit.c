@@ -124,7 +124,8 @@ static const char *const stmt_sql[ST__N] = {
                      " status = CASE status WHEN 'valid' THEN 'superseded' ELSE status END"
                      " WHERE serial = ?2",
     [ST_FIND_REGID] = "SELECT serial, line, registration_id, status, not_before, not_after,"
-                      " audit_seq, acked, spki_sha256 FROM certificates WHERE regid_fold = ?1 AND status = 'valid'"
+                      " audit_seq, acked, spki_sha256 FROM certificates WHERE regid_fold = ?1 AND "
+                      "status = 'valid'"
                       " ORDER BY audit_seq DESC LIMIT 1",
     [ST_GET_CERT] = "SELECT serial, line, registration_id, status, not_before, not_after,"
                     " audit_seq, acked, spki_sha256, der FROM certificates WHERE serial = ?1",
@@ -1375,14 +1376,22 @@ out:
 int audit_mark_acked(audit_t *a, const char *serial, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
-    int ret = LC_ERR_AUDIT;
+    int ret = LC_ERR_AUDIT, rc;
 
     if (a == NULL || serial == NULL || a->readonly)
         return lc_seterr(LC_ERR_AUDIT, err, errlen, "audit mark acked: no writable store");
     if ((st = stmt(a, ST_ACK, err, errlen)) == NULL)
         return ret;
+    /*
+     * Delivery state is not evidence: losing this update in a crash only
+     * means an audited re-delivery later.  So it skips its own fsync; the
+     * WAL frames become durable with the next synchronous=FULL commit.
+     */
+    sqlite3_exec(a->db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
     sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
-    if (step_done(st) != SQLITE_DONE)
+    rc = step_done(st);
+    sqlite3_exec(a->db, "PRAGMA synchronous=FULL", NULL, NULL, NULL);
+    if (rc != SQLITE_DONE)
         ret = db_err(a, LC_ERR_AUDIT, err, errlen, "mark certificate acknowledged");
     else if (sqlite3_changes(a->db) != 1)
         ret = lc_seterr(LC_ERR_NOT_FOUND, err, errlen, "no certificate with serial %s", serial);

@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -119,12 +120,25 @@ static unsigned char *read_all(int fd, size_t cap, size_t *len)
     return buf;
 }
 
-/* Writes data to path atomically (temporary file, fsync, rename). */
-static int write_atomic(const char *path, const char *data, size_t len)
+/*
+ * Writes data to path.  A regular file (or a new one) is written atomically
+ * (temporary file, fsync, rename), so a reader never sees half a chain; a
+ * device, FIFO or socket (/dev/stdout, a pipe to the jig) is written in
+ * place: renaming over it would replace the special file itself.
+ */
+static int write_out(const char *path, const char *data, size_t len)
 {
     char tmp[PATH_MAX];
+    struct stat st;
     int fd, ok;
 
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -1;
+        ok = write(fd, data, len) == (ssize_t)len;
+        return close(fd) == 0 && ok ? 0 : -1;
+    }
     if (snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid()) >= (int)sizeof tmp)
         return -1;
     fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
@@ -307,7 +321,7 @@ static int cmd_issue(int argc, char **argv)
         ret = EXIT_SIGNER;
         goto out;
     }
-    if (out != NULL ? write_atomic(out, pem, pem_len) != 0
+    if (out != NULL ? write_out(out, pem, pem_len) != 0
                     : fwrite(pem, 1, pem_len, stdout) != pem_len || fflush(stdout) != 0) {
         fprintf(stderr, "linecert: cannot write %s: %s (certificate %s is in the audit log)\n",
                 out ? out : "stdout", strerror(errno), res.serial);
