@@ -24,7 +24,6 @@ enum proto_type {
     PROTO_ISSUE = 2,     /* leaf certificate for one CSR; CERT, REFUSED or ERROR */
     PROTO_STATUS = 3,    /* signature counter and token state; STATUS */
     PROTO_CA_CERT = 4,   /* setup mode only (pki init): a CA certificate; CERT or ERROR */
-    PROTO_PUBKEY = 5,    /* setup mode only: SPKI of a key by URI; CERT (body: SPKI) or ERROR */
     /* responses: signer -> station */
     PROTO_OK = 0x81,
     PROTO_CERT = 0x82,

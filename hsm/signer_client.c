@@ -52,8 +52,7 @@ int signer_client_spawn(const char *program, int setup, signer_client_t **out, c
         /* Child: only fds 0-2 and the request socket on 3 survive the exec. */
         if (dup2(sv[1], 3) < 0)
             _exit(127);
-        for (int fd = 4; fd < 1024; fd++)
-            close(fd);
+        close_range(4, ~0U, 0);
         signal(SIGPIPE, SIG_DFL);
         if (setup)
             execl(program, "linecert-signer", "--setup", (char *)NULL);

@@ -428,7 +428,7 @@ static int cmd_audit(int argc, char **argv)
             printf("ok: %lld rows, head %s\n", (long long)vr.rows, vr.head[0] ? vr.head : "-");
             ret = 0;
         } else if (ret == LC_ERR_TAMPERED) {
-            printf("FAILED: row %lld: %s\n", (long long)vr.first_bad_seq, vr.problem);
+            printf("FAILED: %s\n", vr.problem);
             fprintf(stderr, "linecert: audit log does not verify from row %lld on\n",
                     (long long)vr.first_bad_seq);
             ret = EXIT_TAMPERED;

@@ -18,6 +18,8 @@
 
 struct parse {
     lc_config_t *cfg;
+    char seen[CONFIG_MAX_LINES * 24][72]; /* "section/key" given so far: duplicates are errors */
+    size_t nseen;
     FILE *f;
     int lineno; /* line inih is handling now (counted by our reader) */
     char *err;
@@ -40,6 +42,12 @@ static char *reader(char *str, int num, void *stream)
     if (r == NULL || p->failed)
         return NULL;
     p->lineno++;
+    if (strchr(str, '\n') == NULL && !feof(p->f)) {
+        lc_seterr(LC_ERR_CONFIG, p->err, p->errlen, "%s:%d: line longer than %d characters",
+                  p->cfg->path, p->lineno, num - 2);
+        p->failed = 1;
+        return NULL;
+    }
     while (*s == ' ' || *s == '\t')
         s++;
     if (*s == '\0' || *s == '\n' || *s == '\r' || *s == '#' || *s == ';')
@@ -321,6 +329,17 @@ static int handler(void *user, const char *section, const char *name, const char
 
     if (p->failed)
         return 0;
+    if (*value == '\0')
+        return fail(p, section, name, "empty value");
+    {
+        char key[72];
+        snprintf(key, sizeof key, "%.40s/%.30s", section, name);
+        for (size_t i = 0; i < p->nseen; i++)
+            if (strcmp(p->seen[i], key) == 0)
+                return fail(p, section, name, "given twice");
+        if (p->nseen < sizeof p->seen / sizeof p->seen[0])
+            memcpy(p->seen[p->nseen++], key, sizeof key);
+    }
     if (strcmp(section, "station") == 0)
         return station_key(p, section, name, value);
     if (strncmp(section, "line.", 5) == 0) {

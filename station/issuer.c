@@ -23,8 +23,9 @@ struct issuer_line {
     const lc_line_cfg_t *cfg;
     unsigned char *ca_der; /* the line CA certificate (first in the chain file) */
     size_t ca_der_len;
-    char *chain_pem; /* line CA + intermediates, PEM */
-    char *root_pem;  /* self-signed root(s), PEM; may be empty */
+    char *chain_pem;      /* line CA + intermediates, PEM */
+    char *root_pem;       /* self-signed root(s), PEM; may be empty */
+    int64_t ca_not_after; /* leaves never outlive their CA (the signer caps them too) */
 };
 
 struct issuer {
@@ -116,7 +117,10 @@ static int load_chain(struct issuer_line *l, char *err, size_t errlen)
         int self_signed = X509_NAME_cmp(X509_get_subject_name(x), X509_get_issuer_name(x)) == 0;
         if (n++ == 0) {
             int len = i2d_X509(x, &l->ca_der);
+            struct tm tm;
             l->ca_der_len = len > 0 ? (size_t)len : 0;
+            if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+                l->ca_not_after = (int64_t)timegm(&tm);
         }
         if (append_pem(self_signed ? &l->root_pem : &l->chain_pem, x) != 0) {
             X509_free(x);
@@ -441,6 +445,8 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
     /* 4. the signer re-checks the policy, verifies proof of possession, builds and signs */
     nb = now - is->cfg->not_before_skew_s;
     na = now + (int64_t)l->cfg->validity_days * 86400;
+    if (l->ca_not_after > 0 && na > l->ca_not_after)
+        na = l->ca_not_after; /* what the signer puts in the certificate, so the store agrees */
     if (is->signer == NULL || signer_client_issue(is->signer, req->line, der, der_len, serial, nb,
                                                   na, &sr) == LC_ERR_SIGNER) {
         /* The signer died (or never started): start a new one and ask once more. */

@@ -172,6 +172,23 @@ START_TEST(bad_values)
 }
 END_TEST
 
+START_TEST(duplicates_empty_values_and_long_lines)
+{
+    char lines[1024], longv[400];
+
+    snprintf(lines, sizeof lines, "%svalidity_days = 10\nvalidity_days = 20\n", LINE1);
+    write_ini("", lines);
+    expect_error("[line.1] validity_days: given twice", NULL);
+    write_ini("", "[line.1]\nname =\nca_key = pkcs11:token=t;object=k\nchain = chain.pem\n");
+    expect_error("[line.1] name: empty value", NULL);
+    memset(longv, 'x', sizeof longv - 1);
+    longv[sizeof longv - 1] = '\0';
+    snprintf(lines, sizeof lines, "%sname = %s\n", LINE1, longv);
+    write_ini("", lines);
+    expect_error("line longer than", NULL);
+}
+END_TEST
+
 START_TEST(missing_config_file)
 {
     lc_config_t *cfg = NULL;
@@ -196,6 +213,7 @@ static Suite *config_suite(void)
     tcase_add_test(tc, bad_uri);
     tcase_add_test(tc, missing_required_keys);
     tcase_add_test(tc, bad_values);
+    tcase_add_test(tc, duplicates_empty_values_and_long_lines);
     tcase_add_test(tc, missing_config_file);
     suite_add_tcase(s, tc);
     return s;
