@@ -17,7 +17,7 @@
  *  - A read-only handle never writes, never migrates, and refuses files that
  *    are not linecert stores or that were written by a newer schema.
  */
-#include "audit.h"
+#include "audit-private.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -82,6 +82,27 @@ static const char *const migrations[] = {
     "ALTER TABLE certificates ADD COLUMN acked INTEGER NOT NULL DEFAULT 0;"
     "CREATE UNIQUE INDEX certificates_valid_regid ON certificates(regid_fold)"
     " WHERE status = 'valid';",
+    /* 2 -> 3: the operator UI refreshes every second on a log of millions of
+     * rows (db/stats.c).  minute_counts holds rows per (line, UTC minute,
+     * kind), kept by a trigger inside each append transaction and backfilled
+     * here; it is a display aid outside the hash chain, never evidence.  The
+     * partial indexes hold only refusals and faults, so the events pane reads
+     * the newest of them directly however rare they are. */
+    "CREATE TABLE minute_counts ("
+    " line TEXT NOT NULL,"
+    " minute INTEGER NOT NULL,"
+    " kind TEXT NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " PRIMARY KEY (line, minute, kind)) WITHOUT ROWID;"
+    "INSERT INTO minute_counts (line, minute, kind, n)"
+    " SELECT line, ts_ms / 60000, kind, count(*) FROM audit GROUP BY 1, 2, 3;"
+    "CREATE TRIGGER audit_minute_counts AFTER INSERT ON audit BEGIN"
+    " INSERT INTO minute_counts (line, minute, kind, n)"
+    " VALUES (NEW.line, NEW.ts_ms / 60000, NEW.kind, 1)"
+    " ON CONFLICT (line, minute, kind) DO UPDATE SET n = n + 1;"
+    " END;"
+    "CREATE INDEX audit_events_ts ON audit(ts_ms) WHERE kind IN ('refused', 'fault');"
+    "CREATE INDEX audit_events_line ON audit(line, ts_ms) WHERE kind IN ('refused', 'fault');",
 };
 #define MIGRATION_COUNT ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -103,6 +124,7 @@ enum stmt_id {
     ST_SERIAL,
     ST_COUNT,
     ST_ACK,
+    ST_REVOKE,
     ST_COUNT_LINE,
     ST__N
 };
@@ -129,6 +151,7 @@ static const char *const stmt_sql[ST__N] = {
                       " ORDER BY audit_seq DESC LIMIT 1",
     [ST_GET_CERT] = "SELECT serial, line, registration_id, status, not_before, not_after,"
                     " audit_seq, acked, spki_sha256, der FROM certificates WHERE serial = ?1",
+    [ST_REVOKE] = "UPDATE certificates SET status = 'revoked' WHERE serial = ?1",
     [ST_ACK] = "UPDATE certificates SET acked = 1 WHERE serial = ?1",
     [ST_COUNT_LINE] = "SELECT count(*) FROM certificates WHERE line = ?1",
     [ST_SERIAL] = "SELECT 1 FROM certificates WHERE serial = ?1",
@@ -649,6 +672,27 @@ static int bind_opt(sqlite3_stmt *st, int i, const char *s)
     return s != NULL ? sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC) : sqlite3_bind_null(st, i);
 }
 
+/* Marks a stored certificate revoked (whatever its status), in the caller's transaction. */
+static int revoke_cert(audit_t *a, const char *serial, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = stmt(a, ST_REVOKE, err, errlen);
+    int ret = LC_ERR_AUDIT;
+
+    if (st == NULL)
+        return ret;
+    sqlite3_bind_text(st, 1, serial, -1, SQLITE_STATIC);
+    if (step_done(st) != SQLITE_DONE)
+        ret = db_err(a, LC_ERR_AUDIT, err, errlen, "revoke certificate");
+    else if (sqlite3_changes(a->db) != 1)
+        ret = lc_seterr(LC_ERR_NOT_FOUND, err, errlen, "audit append: no certificate %s to revoke",
+                        serial);
+    else
+        ret = LC_OK;
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return ret;
+}
+
 /* Stores certificate c, issued by audit row seq, and marks the one it supersedes. */
 static int store_cert(audit_t *a, const audit_cert_t *c, int64_t seq, char *err, size_t errlen)
 {
@@ -818,6 +862,9 @@ int audit_append(audit_t *a, audit_entry_t *entries, size_t n, char *err, size_t
         }
         if (entries[i].cert != NULL &&
             (ret = store_cert(a, entries[i].cert, seq, err, errlen)) != LC_OK)
+            goto out;
+        if (entries[i].revokes != NULL &&
+            (ret = revoke_cert(a, entries[i].revokes, err, errlen)) != LC_OK)
             goto out;
         ret = LC_ERR_AUDIT;
         memcpy(prev, r->hash, sizeof prev);
@@ -1415,4 +1462,9 @@ int64_t audit_count_line_certs(audit_t *a, const char *line)
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return ret;
+}
+
+sqlite3 *audit_sqlite(audit_t *a)
+{
+    return a != NULL ? a->db : NULL;
 }

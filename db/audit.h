@@ -23,7 +23,7 @@
 #include <stdio.h>
 
 #define AUDIT_HASH_HEX 65   /* 64 lowercase hex digits + NUL */
-#define AUDIT_SCHEMA_VERSION 2
+#define AUDIT_SCHEMA_VERSION 3
 
 typedef struct audit audit_t;
 
@@ -67,6 +67,7 @@ typedef struct audit_cert {
 typedef struct audit_entry {
     audit_row_t row;              /* in/out */
     const audit_cert_t *cert;     /* NULL when the event issued nothing */
+    const char *revokes;          /* serial marked "revoked" in the same transaction, or NULL */
 } audit_entry_t;
 
 /* What audit_verify() found. */

@@ -25,6 +25,8 @@ static const unsigned char OID_KU[] = {0x55, 0x1d, 0x0f};
 static const unsigned char OID_BC[] = {0x55, 0x1d, 0x13};
 static const unsigned char OID_AKI[] = {0x55, 0x1d, 0x23};
 static const unsigned char OID_EKU[] = {0x55, 0x1d, 0x25};
+static const unsigned char OID_CRL_NUMBER[] = {0x55, 0x1d, 0x14};
+static const unsigned char OID_CRL_REASON[] = {0x55, 0x1d, 0x15};
 static const unsigned char OID_CLIENT_AUTH[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x02};
 
 int profile_md_nid(enum lc_key_type issuer_key)
@@ -166,11 +168,13 @@ int profile_leaf_tbs(const profile_issuer_t *iss, const profile_leaf_t *leaf, de
     else
         der_put_tlv(b, DER_BIT_STRING, ku_ds, sizeof ku_ds);
     ext_end(b);
-    ext_begin(b, OID_EKU, sizeof OID_EKU, 0);
-    der_begin(b, DER_SEQUENCE);
-    der_put_oid(b, OID_CLIENT_AUTH, sizeof OID_CLIENT_AUTH);
-    der_end(b);
-    ext_end(b);
+    if (!leaf->verification) { /* a proof-of-possession certificate is good for nothing else */
+        ext_begin(b, OID_EKU, sizeof OID_EKU, 0);
+        der_begin(b, DER_SEQUENCE);
+        der_put_oid(b, OID_CLIENT_AUTH, sizeof OID_CLIENT_AUTH);
+        der_end(b);
+        ext_end(b);
+    }
     put_ski_aki(b, ski, sizeof ski, iss->ski, iss->ski_len);
     der_end(b);
     der_end(b);
@@ -314,4 +318,65 @@ void profile_serial_hex(const unsigned char *serial, size_t len, char *out)
         out[2 * i + 1] = hex[serial[i] & 0x0f];
     }
     out[2 * len] = '\0';
+}
+
+static const char *const CRL_REASONS[] = {
+    "unspecified",   "keyCompromise",        "cACompromise",    "affiliationChanged",
+    "superseded",    "cessationOfOperation", "certificateHold", NULL,
+    "removeFromCRL", "privilegeWithdrawn",   "aACompromise",
+};
+
+int profile_crl_reason(const char *name)
+{
+    for (size_t i = 0; name != NULL && i < sizeof CRL_REASONS / sizeof CRL_REASONS[0]; i++)
+        if (CRL_REASONS[i] != NULL && strcmp(CRL_REASONS[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+int profile_crl_tbs(const profile_issuer_t *iss, uint64_t number, int64_t this_update,
+                    int64_t next_update, const profile_crl_entry_t *entries, size_t n, der_buf_t *b)
+{
+    unsigned char num[8];
+
+    for (int i = 0; i < 8; i++)
+        num[i] = (unsigned char)(number >> (56 - 8 * i));
+    der_begin(b, DER_SEQUENCE);
+    der_put_small_int(b, 1); /* v2 */
+    put_sigalg(b, iss->key_type);
+    der_put_raw(b, iss->name_der, iss->name_len);
+    der_put_time(b, this_update);
+    der_put_time(b, next_update);
+    if (n > 0) {
+        der_begin(b, DER_SEQUENCE);
+        for (size_t i = 0; i < n; i++) {
+            der_begin(b, DER_SEQUENCE);
+            der_put_uint(b, entries[i].serial, entries[i].serial_len);
+            der_put_time(b, entries[i].revoked_at);
+            if (entries[i].reason > 0) {
+                unsigned char code = (unsigned char)entries[i].reason;
+                der_begin(b, DER_SEQUENCE);
+                ext_begin(b, OID_CRL_REASON, sizeof OID_CRL_REASON, 0);
+                der_put_tlv(b, 0x0a, &code, 1); /* ENUMERATED */
+                ext_end(b);
+                der_end(b);
+            }
+            der_end(b);
+        }
+        der_end(b);
+    }
+    der_begin(b, DER_CTX(0));
+    der_begin(b, DER_SEQUENCE);
+    ext_begin(b, OID_AKI, sizeof OID_AKI, 0);
+    der_begin(b, DER_SEQUENCE);
+    der_put_tlv(b, 0x80, iss->ski, iss->ski_len);
+    der_end(b);
+    ext_end(b);
+    ext_begin(b, OID_CRL_NUMBER, sizeof OID_CRL_NUMBER, 0);
+    der_put_uint(b, num, sizeof num);
+    ext_end(b);
+    der_end(b);
+    der_end(b);
+    der_end(b);
+    return b->failed ? LC_ERR_NOMEM : LC_OK;
 }

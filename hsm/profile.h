@@ -36,6 +36,7 @@ typedef struct profile_leaf {
     unsigned char serial[PROFILE_SERIAL_LEN]; /* positive: top bit clear */
     int64_t not_before;                       /* Unix seconds */
     int64_t not_after;
+    int verification; /* DPS verification cert: no EKU */
 } profile_leaf_t;
 
 /* One CA certificate to build (pki init). */
@@ -80,6 +81,26 @@ int profile_ca_tbs(const profile_issuer_t *iss, enum lc_key_type signer_key, con
  */
 int profile_assemble(enum lc_key_type issuer_key, const unsigned char *tbs, size_t tbs_len,
                      const unsigned char *sig, size_t sig_len, der_buf_t *out);
+
+/* One CRL entry. */
+typedef struct profile_crl_entry {
+    unsigned char serial[64]; /* big-endian magnitude */
+    size_t serial_len;
+    int64_t revoked_at; /* Unix seconds */
+    int reason;         /* RFC 5280 CRLReason; 0 (unspecified) is not encoded */
+} profile_crl_entry_t;
+
+/*
+ * Encodes a v2 TBSCertList: issuer, thisUpdate, nextUpdate, the entries
+ * (with a reasonCode extension unless unspecified) and the CRL extensions
+ * AKI and CRLNumber.  Returns LC_OK or LC_ERR_NOMEM.
+ */
+int profile_crl_tbs(const profile_issuer_t *iss, uint64_t number, int64_t this_update,
+                    int64_t next_update, const profile_crl_entry_t *entries, size_t n,
+                    der_buf_t *out);
+
+/* RFC 5280 CRLReason for a name ("keyCompromise" -> 1), or -1. */
+int profile_crl_reason(const char *name);
 
 /*
  * Draws a certificate serial: PROFILE_SERIAL_LEN bytes from the CSPRNG with

@@ -20,10 +20,12 @@
 
 enum proto_type {
     /* requests: station -> signer */
-    PROTO_CONFIGURE = 1, /* module, PIN file, lines; answered OK or ERROR */
-    PROTO_ISSUE = 2,     /* leaf certificate for one CSR; CERT, REFUSED or ERROR */
-    PROTO_STATUS = 3,    /* signature counter and token state; STATUS */
-    PROTO_CA_CERT = 4,   /* setup mode only (pki init): a CA certificate; CERT or ERROR */
+    PROTO_CONFIGURE = 1,   /* module, PIN file, lines; answered OK or ERROR */
+    PROTO_ISSUE = 2,       /* leaf certificate for one CSR; CERT, REFUSED or ERROR */
+    PROTO_STATUS = 3,      /* signature counter and token state; STATUS */
+    PROTO_CA_CERT = 4,     /* setup mode only (pki init): a CA certificate; CERT or ERROR */
+    PROTO_CRL = 6,         /* a line's CRL; CERT (T_CERT holds the CRL DER) or ERROR */
+    PROTO_VERIFY_CERT = 7, /* DPS proof-of-possession certificate; CERT, REFUSED or ERROR */
     /* responses: signer -> station */
     PROTO_OK = 0x81,
     PROTO_CERT = 0x82,
@@ -56,7 +58,12 @@ enum proto_tag {
     T_ISSUER_KEY_URI = 40,  /* CA_CERT: signing key */
     T_SUBJECT_KEY_URI = 41, /* CA_CERT: certified key */
     T_SUBJECT_CN = 42,
-    T_PATHLEN = 43, /* i32, -1 = none */
+    T_PATHLEN = 43,     /* i32, -1 = none */
+    T_CRL_NUMBER = 50,  /* i64 */
+    T_THIS_UPDATE = 51, /* i64 */
+    T_NEXT_UPDATE = 52, /* i64 */
+    T_CRL_ENTRY = 53,   /* i64 revocation time, u8 reason, serial magnitude (1..64 bytes) */
+    T_CODE = 54,        /* string: the DPS verification code */
 };
 
 /* A message being built or parsed. */

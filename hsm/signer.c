@@ -361,6 +361,162 @@ static int do_issue(int fd, const proto_msg_t *m)
     return ret;
 }
 
+static int do_crl(int fd, const proto_msg_t *m)
+{
+    proto_field_t f;
+    size_t pos = 0, n = 0, cap = 0;
+    struct line *l = NULL;
+    profile_crl_entry_t *entries = NULL;
+    int64_t this_update = 0, next_update = 0, number = 0, now = (int64_t)time(NULL);
+    der_buf_t tbs = {0}, crl = {0};
+    char err[256] = "";
+    int rc, ret;
+
+    while ((rc = proto_next(m, &pos, &f)) == 1) {
+        if (f.tag == T_LINE) {
+            l = find_line(&f);
+        } else if (f.tag == T_CRL_NUMBER) {
+            rc = proto_get_i64(&f, &number) == 0 ? 1 : -1;
+        } else if (f.tag == T_THIS_UPDATE) {
+            rc = proto_get_i64(&f, &this_update) == 0 ? 1 : -1;
+        } else if (f.tag == T_NEXT_UPDATE) {
+            rc = proto_get_i64(&f, &next_update) == 0 ? 1 : -1;
+        } else if (f.tag == T_CRL_ENTRY && f.len > 9 && f.len - 9 <= sizeof entries->serial) {
+            if (n == cap) {
+                profile_crl_entry_t *ne = realloc(entries, (cap = cap ? cap * 2 : 64) * sizeof *ne);
+                if (ne == NULL) {
+                    rc = -1;
+                    break;
+                }
+                entries = ne;
+            }
+            proto_field_t t = {T_CRL_ENTRY, f.val, 8};
+            proto_get_i64(&t, &entries[n].revoked_at);
+            entries[n].reason = f.val[8];
+            entries[n].serial_len = f.len - 9;
+            memcpy(entries[n].serial, f.val + 9, f.len - 9);
+            n++;
+        } else {
+            rc = -1;
+        }
+        if (rc < 0)
+            break;
+    }
+    if (rc != 0 || number <= 0) {
+        ret = reply_error(fd, m->id, LC_ERR_PROTOCOL, "malformed CRL message");
+        goto out;
+    }
+    if (l == NULL) {
+        ret = reply_error(fd, m->id, LC_ERR_CONFIG, "unknown line");
+        goto out;
+    }
+    if (this_update < now - 86400 || this_update > now + 300 || next_update <= this_update) {
+        ret = reply_error(fd, m->id, LC_ERR_PROTOCOL, "CRL times out of range");
+        goto out;
+    }
+    ret = ensure_keys(err, sizeof err);
+    if (ret == LC_OK)
+        ret =
+            profile_crl_tbs(&l->iss, (uint64_t)number, this_update, next_update, entries, n, &tbs);
+    if (ret == LC_OK)
+        ret = sign_tbs(l->key, l->iss.key_type, &tbs, &crl, err, sizeof err);
+    ret = ret == LC_OK ? reply_cert(fd, m->id, crl.p, crl.len)
+                       : reply_error(fd, m->id, ret, err[0] ? err : lc_strerror(ret));
+out:
+    free(entries);
+    der_buf_free(&tbs);
+    der_buf_free(&crl);
+    return ret;
+}
+
+/* A DPS verification code: hex, 16..128 characters (what the service hands out). */
+static int code_ok(const char *c)
+{
+    size_t n = strlen(c);
+
+    if (n < 16 || n > 128)
+        return 0;
+    for (; *c; c++)
+        if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f') || (*c >= 'A' && *c <= 'F')))
+            return 0;
+    return 1;
+}
+
+/*
+ * The DPS proof-of-possession certificate: CN = the verification code, at
+ * most two days of validity, no extended key usage, so it cannot serve as a
+ * device certificate.
+ */
+static int do_verify_cert(int fd, const proto_msg_t *m)
+{
+    proto_field_t f, csr_f = {0};
+    size_t pos = 0;
+    struct line *l = NULL;
+    profile_leaf_t leaf;
+    lc_csr_t csr;
+    lc_refusal_t why = {0};
+    der_buf_t tbs = {0}, cert = {0};
+    char err[256] = "", *code = NULL;
+    int have_serial = 0, rc, ret;
+    int64_t now = (int64_t)time(NULL);
+
+    memset(&leaf, 0, sizeof leaf);
+    while ((rc = proto_next(m, &pos, &f)) == 1) {
+        if (f.tag == T_LINE)
+            l = find_line(&f);
+        else if (f.tag == T_CSR)
+            csr_f = f;
+        else if (f.tag == T_CODE && code == NULL)
+            rc = (code = proto_get_str(&f)) != NULL ? 1 : -1;
+        else if (f.tag == T_SERIAL && f.len == PROFILE_SERIAL_LEN) {
+            memcpy(leaf.serial, f.val, PROFILE_SERIAL_LEN);
+            have_serial = 1;
+        } else if (f.tag == T_NOT_BEFORE)
+            rc = proto_get_i64(&f, &leaf.not_before) == 0 ? 1 : -1;
+        else if (f.tag == T_NOT_AFTER)
+            rc = proto_get_i64(&f, &leaf.not_after) == 0 ? 1 : -1;
+        else
+            rc = -1;
+        if (rc < 0)
+            break;
+    }
+    if (rc != 0 || csr_f.val == NULL || code == NULL || !have_serial || (leaf.serial[0] & 0x80) ||
+        leaf.serial[0] == 0) {
+        ret = reply_error(fd, m->id, LC_ERR_PROTOCOL, "malformed VERIFY_CERT message");
+        goto out;
+    }
+    if (l == NULL) {
+        ret = reply_error(fd, m->id, LC_ERR_CONFIG, "unknown line");
+        goto out;
+    }
+    if (!code_ok(code) || leaf.not_before > now + 300 || leaf.not_before < now - 86400 ||
+        leaf.not_after <= leaf.not_before || leaf.not_after - leaf.not_before > 2 * 86400) {
+        ret = reply_error(fd, m->id, LC_ERR_PROTOCOL,
+                          "verification code must be 16-128 hex digits, validity at most 2 days");
+        goto out;
+    }
+    if (policy_csr_parse(csr_f.val, csr_f.len, &csr, &why) != 0 ||
+        policy_csr_verify(S.pctx, &csr, &why) != 0 || strcmp(csr.cn, code) != 0) {
+        ret = reply_error(fd, m->id, LC_ERR_PROTOCOL,
+                          why.detail[0] ? why.detail : "CSR CN is not the verification code");
+        goto out;
+    }
+    ret = ensure_keys(err, sizeof err);
+    leaf.csr = &csr;
+    leaf.verification = 1;
+    if (ret == LC_OK)
+        ret = profile_leaf_tbs(&l->iss, &leaf, &tbs);
+    if (ret == LC_OK)
+        ret = sign_tbs(l->key, l->iss.key_type, &tbs, &cert, err, sizeof err);
+    ret = ret == LC_OK ? reply_cert(fd, m->id, cert.p, cert.len)
+                       : reply_error(fd, m->id, ret, err[0] ? err : lc_strerror(ret));
+out:
+    free(code);
+    der_buf_free(&tbs);
+    der_buf_free(&cert);
+    return ret;
+}
+
 /* Setup mode: the SubjectPublicKeyInfo of a token key (DER, in a CERT reply's T_CERT). */
 static int spki_of(const char *uri, unsigned char **spki, int *len, EVP_PKEY **pub_out, char *err,
                    size_t errlen)
@@ -542,6 +698,14 @@ int main(int argc, char **argv)
             break;
         case PROTO_STATUS:
             ret = do_status(fd, &m);
+            break;
+        case PROTO_CRL:
+            ret = S.module ? do_crl(fd, &m)
+                           : reply_error(fd, m.id, LC_ERR_PROTOCOL, "not configured");
+            break;
+        case PROTO_VERIFY_CERT:
+            ret = S.module ? do_verify_cert(fd, &m)
+                           : reply_error(fd, m.id, LC_ERR_PROTOCOL, "not configured");
             break;
         case PROTO_CA_CERT:
             ret = S.setup && S.module ? do_ca_cert(fd, &m)

@@ -8,6 +8,7 @@
  * failure, 5 audit store failure, 6 linecertd not reachable.
  */
 #include "audit.h"
+#include "cli.h"
 #include "config.h"
 #include "control.h"
 #include "issuer.h"
@@ -28,16 +29,6 @@
 #include <time.h>
 #include <unistd.h>
 
-enum {
-    EXIT_ISSUED = 0,
-    EXIT_TAMPERED = 1,
-    EXIT_USAGE = 2,
-    EXIT_REFUSED = 3,
-    EXIT_SIGNER = 4,
-    EXIT_AUDIT = 5,
-    EXIT_DAEMON = 6, /* linecertd not running, not answering, or not making sense */
-};
-
 static const char USAGE[] =
     "usage: linecert <command> [options]\n"
     "\n"
@@ -46,6 +37,13 @@ static const char USAGE[] =
     "        [--reissue --reason TEXT]\n"
     "  audit verify --config FILE\n"
     "  audit export --config FILE --format csv|jsonl [--line ID] [--since TIME]\n"
+    "  revoke --config FILE (--serial HEX | --registration-id ID) --reason REASON\n"
+    "         [--actor NAME]\n"
+    "  crl --config FILE --line ID --out FILE [--next-update-hours H]\n"
+    "  dps-verification-cert --config FILE --line ID --code CODE --out FILE\n"
+    "  dps-check --enrollments FILE --chain CHAIN.pem\n"
+    "  export enrollments --config FILE --line ID [--format csv|jsonl]\n"
+    "  export chain --config FILE --line ID\n"
     "  status --config FILE [--json]\n"
     "  pause --config FILE --line ID\n"
     "  resume --config FILE --line ID\n"
@@ -55,7 +53,7 @@ static const char USAGE[] =
     "6 linecertd not reachable (status, pause, resume).\n"
     "See docs/cli.md.\n";
 
-static int usage_error(const char *fmt, const char *arg)
+int usage_error(const char *fmt, const char *arg)
 {
     fprintf(stderr, "linecert: ");
     fprintf(stderr, fmt, arg);
@@ -64,7 +62,7 @@ static int usage_error(const char *fmt, const char *arg)
 }
 
 /* Maps a project error to the CLI's exit code. */
-static int exit_code(int err)
+int exit_code(int err)
 {
     switch (err) {
     case LC_OK:
@@ -85,7 +83,7 @@ static int exit_code(int err)
 }
 
 /* Who is acting: the Unix user, and the invoking user under sudo. */
-static void actor_name(char *buf, size_t len)
+void actor_name(char *buf, size_t len)
 {
     struct passwd *pw = getpwuid(getuid());
     const char *sudo = getenv("SUDO_USER");
@@ -126,7 +124,7 @@ static unsigned char *read_all(int fd, size_t cap, size_t *len)
  * device, FIFO or socket (/dev/stdout, a pipe to the jig) is written in
  * place: renaming over it would replace the special file itself.
  */
-static int write_out(const char *path, const char *data, size_t len)
+int write_out(const char *path, const char *data, size_t len)
 {
     char tmp[PATH_MAX];
     struct stat st;
@@ -153,7 +151,7 @@ static int write_out(const char *path, const char *data, size_t len)
     return 0;
 }
 
-static int load_config(const char *path, lc_config_t **cfg)
+int load_config(const char *path, lc_config_t **cfg)
 {
     char err[512];
 
@@ -950,6 +948,14 @@ int main(int argc, char **argv)
         return cmd_issue(argc - 1, argv + 1);
     if (strcmp(argv[1], "audit") == 0)
         return cmd_audit(argc - 1, argv + 1);
+    if (strcmp(argv[1], "revoke") == 0)
+        return cmd_revoke(argc - 1, argv + 1);
+    if (strcmp(argv[1], "crl") == 0)
+        return cmd_crl(argc - 1, argv + 1);
+    if (strcmp(argv[1], "dps-verification-cert") == 0)
+        return cmd_verification_cert(argc - 1, argv + 1);
+    if (strcmp(argv[1], "export") == 0)
+        return cmd_export(argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0)
         return cmd_status(argc - 1, argv + 1);
     if (strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0)

@@ -241,6 +241,15 @@ static int station_key(struct parse *p, const char *s, const char *k, const char
         return set_path(p, &c->signer, s, k, v, 1);
     if (strcmp(k, "not_before_skew_s") == 0)
         return set_int(p, &c->not_before_skew_s, s, k, v, 0, 86400);
+    if (strcmp(k, "crl_dir") == 0) {
+        if (!set_path(p, &c->crl_dir, s, k, v, 1))
+            return 0;
+        if (stat(c->crl_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+            return fail(p, s, k, "%s is not a directory", c->crl_dir);
+        return 1;
+    }
+    if (strcmp(k, "crl_next_update_hours") == 0)
+        return set_int(p, &c->crl_next_update_hours, s, k, v, 1, 24 * 366);
     if (strcmp(k, "control_socket") == 0)
         return set_path(p, &c->control_socket, s, k, v, 0);
     if (strcmp(k, "shifts") == 0) {
@@ -291,6 +300,12 @@ static int line_key(struct parse *p, const char *s, const char *k, const char *v
         return set_str(p, &l->subject_o, s, k, v);
     if (strcmp(k, "subject_ou") == 0)
         return set_str(p, &l->subject_ou, s, k, v);
+    if (strcmp(k, "revoke_superseded") == 0) {
+        if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+            return fail(p, s, k, "expected yes or no");
+        l->revoke_superseded = strcmp(v, "yes") == 0;
+        return 1;
+    }
     if (strcmp(k, "plc") == 0)
         return set_plc(p, l, s, k, v);
     if (strcmp(k, "plc_unit") == 0)
@@ -364,6 +379,7 @@ int config_load(const char *path, lc_config_t **out, char *err, size_t errlen)
         return lc_seterr(LC_ERR_NOMEM, err, errlen, "out of memory");
     c->path = strdup(path);
     c->not_before_skew_s = 300;
+    c->crl_next_update_hours = 168;
     p.cfg = c;
     p.err = err;
     p.errlen = errlen;
@@ -463,6 +479,7 @@ void config_free(lc_config_t *c)
     free(c->softhsm2_conf);
     free(c->signer);
     free(c->control_socket);
+    free(c->crl_dir);
     free(c->shifts);
     free(c);
 }

@@ -24,25 +24,28 @@ typedef struct lc_line_cfg {
     /* daemon (linecertd) */
     char *plc_host; /* from plc = modbus-tcp://HOST:PORT; NULL: no PLC */
     int plc_port;
-    int plc_unit;         /* Modbus unit id; default 1 */
-    int plc_base;         /* holding-register base; default 0 */
-    int poll_ms;          /* PLC poll period; default 20 */
-    char *jig;            /* "exec:/path [args]" */
-    int jig_timeout_ms;   /* default 5000 */
-    char *regid_template; /* registration_id: default "%s" (the PLC's serial) */
+    int plc_unit;          /* Modbus unit id; default 1 */
+    int plc_base;          /* holding-register base; default 0 */
+    int poll_ms;           /* PLC poll period; default 20 */
+    char *jig;             /* "exec:/path [args]" */
+    int jig_timeout_ms;    /* default 5000 */
+    char *regid_template;  /* registration_id: default "%s" (the PLC's serial) */
+    int revoke_superseded; /* a re-issue also revokes the old certificate (superseded) */
 } lc_line_cfg_t;
 
 typedef struct lc_config {
-    char *path;            /* the file as given */
-    char *dir;             /* its directory, absolute */
-    char *audit_db;        /* absolute path */
-    char *pkcs11_module;   /* absolute path to the PKCS#11 module */
-    char *pin_file;        /* absolute path; must not be readable by group/other */
-    char *softhsm2_conf;   /* absolute path or NULL */
-    char *signer;          /* linecert-signer program, or NULL for the default */
-    int not_before_skew_s; /* notBefore = now - skew; default 300 */
-    char *control_socket;  /* daemon control socket; default <config dir>/linecertd.sock */
-    char *shifts;          /* shift start times, "06:00,14:00,22:00" (UI) */
+    char *path;                /* the file as given */
+    char *dir;                 /* its directory, absolute */
+    char *audit_db;            /* absolute path */
+    char *pkcs11_module;       /* absolute path to the PKCS#11 module */
+    char *pin_file;            /* absolute path; must not be readable by group/other */
+    char *softhsm2_conf;       /* absolute path or NULL */
+    char *signer;              /* linecert-signer program, or NULL for the default */
+    int not_before_skew_s;     /* notBefore = now - skew; default 300 */
+    char *control_socket;      /* daemon control socket; default <config dir>/linecertd.sock */
+    char *shifts;              /* shift start times, "06:00,14:00,22:00" (UI) */
+    char *crl_dir;             /* daemon publishes line-<id>.crl here; NULL = no publication */
+    int crl_next_update_hours; /* CRL validity; default 168 (7 days) */
     lc_line_cfg_t lines[CONFIG_MAX_LINES];
     size_t nlines;
 } lc_config_t;

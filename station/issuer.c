@@ -4,6 +4,7 @@
 #include "issuer.h"
 
 #include "lcerr.h"
+#include "lifecycle.h"
 #include "profile.h"
 #include "signer_client.h"
 
@@ -516,7 +517,28 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
     cert.supersedes = have_prev ? prev.serial : NULL;
     cert.spki_sha256 = spki_hash;
     e.cert = &cert;
-    ret = audit_append(is->audit, &e, 1, res->message, sizeof res->message);
+    {
+        /* With revoke_superseded, the replaced certificate is revoked in the same transaction. */
+        audit_entry_t batch[2];
+        char rdetail[200];
+        size_t n = 1;
+        batch[0] = e;
+        if (have_prev && l->cfg->revoke_superseded) {
+            memset(&batch[1], 0, sizeof batch[1]);
+            snprintf(rdetail, sizeof rdetail, "revoked (superseded) by re-issue %s", res->serial);
+            batch[1].row.actor = is->actor;
+            batch[1].row.line = prev.line;
+            batch[1].row.kind = "revoked";
+            batch[1].row.registration_id = prev.registration_id;
+            batch[1].row.serial = prev.serial;
+            batch[1].row.reason = "superseded";
+            batch[1].row.detail = rdetail;
+            batch[1].revokes = prev.serial;
+            n = 2;
+        }
+        ret = audit_append(is->audit, batch, n, res->message, sizeof res->message);
+        e.row.seq = batch[0].row.seq;
+    }
     if (ret != LC_OK) {
         ret = res->outcome = LC_ERR_AUDIT; /* the certificate is discarded, never released */
         goto out;
@@ -529,6 +551,185 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
 out:
     free(sr.der);
     free(der);
+    return ret;
+}
+
+/* Parses uppercase/lowercase hex into big-endian bytes; returns the length or -1. */
+static int hex_bytes(const char *hex, unsigned char *out, size_t cap)
+{
+    size_t n = strlen(hex), i;
+
+    if (n == 0 || n % 2 != 0 || n / 2 > cap)
+        return -1;
+    for (i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return -1;
+        out[i] = (unsigned char)v;
+    }
+    return (int)i;
+}
+
+int issuer_crl(issuer_t *is, const char *line, int next_update_hours, unsigned char **der,
+               size_t *der_len, uint64_t *number, char *err, size_t errlen)
+{
+    lifecycle_revoked_t *rev = NULL;
+    lifecycle_crl_state_t cs;
+    size_t n = 0;
+    proto_msg_t m = {0}, r = {0};
+    signer_result_t sr = {0};
+    audit_entry_t e;
+    char num_hex[17], detail[200], thumb[65];
+    int64_t now = (int64_t)time(NULL), next = now + (int64_t)next_update_hours * 3600;
+    int ret;
+
+    *der = NULL;
+    *der_len = 0;
+    *number = 0;
+    if (find_line(is, line) == NULL)
+        return lc_seterr(LC_ERR_CONFIG, err, errlen, "no line \"%s\"", line);
+    ret = lifecycle_crl_state(is->audit, line, &cs, err, errlen);
+    if (ret == LC_OK)
+        ret = lifecycle_revoked(is->audit, line, &rev, &n, err, errlen);
+    if (ret != LC_OK)
+        return LC_ERR_AUDIT;
+    proto_init(&m, PROTO_CRL, 0);
+    proto_put_str(&m, T_LINE, line);
+    proto_put_i64(&m, T_CRL_NUMBER, (int64_t)(cs.number + 1));
+    proto_put_i64(&m, T_THIS_UPDATE, now);
+    proto_put_i64(&m, T_NEXT_UPDATE, next);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char entry[9 + 64];
+        int sl = hex_bytes(rev[i].serial, entry + 9, 64),
+            reason = profile_crl_reason(rev[i].reason);
+        int64_t t = rev[i].revoked_ms / 1000;
+        if (sl < 0)
+            continue; /* not a serial this station wrote: cannot be in its CRL */
+        for (int b = 0; b < 8; b++)
+            entry[b] = (unsigned char)((uint64_t)t >> (56 - 8 * b));
+        entry[8] = (unsigned char)(reason > 0 ? reason : 0);
+        proto_put(&m, T_CRL_ENTRY, entry, 9 + (size_t)sl);
+    }
+    ret = is->signer ? signer_client_call(is->signer, &m, &r, err, errlen)
+                     : lc_seterr(LC_ERR_SIGNER, err, errlen, "signer not running");
+    if (ret == LC_OK)
+        ret = signer_client_result(&r, &sr);
+    if (ret == LC_OK && sr.kind != PROTO_CERT)
+        ret = lc_seterr(sr.err ? sr.err : LC_ERR_SIGNER, err, errlen, "%s", sr.detail);
+    if (ret != LC_OK)
+        goto out;
+    /* The CRL is audited: its number comes from the log, so numbering survives restarts. */
+    snprintf(num_hex, sizeof num_hex, "%016llX", (unsigned long long)(cs.number + 1));
+    snprintf(detail, sizeof detail, "next-update-ms=%lld; entries=%zu; CRL #%llu signed",
+             (long long)next * 1000, n, (unsigned long long)(cs.number + 1));
+    issuer_sha256_hex(sr.der, sr.der_len, thumb);
+    memset(&e, 0, sizeof e);
+    e.row.actor = is->actor;
+    e.row.line = line;
+    e.row.kind = "crl";
+    e.row.serial = num_hex;
+    e.row.thumbprint = thumb;
+    e.row.detail = detail;
+    if (audit_append(is->audit, &e, 1, err, errlen) != LC_OK) {
+        ret = LC_ERR_AUDIT;
+        goto out;
+    }
+    *der = sr.der;
+    *der_len = sr.der_len;
+    *number = cs.number + 1;
+    sr.der = NULL;
+out:
+    free(sr.der);
+    free(rev);
+    proto_free(&m);
+    proto_free(&r);
+    return ret;
+}
+
+/* An ephemeral EC P-256 key and a CSR with CN = cn (DER, malloc'd). */
+static int make_csr(const char *cn, unsigned char **der, size_t *len)
+{
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509_REQ *req = X509_REQ_new();
+    X509_NAME *name = X509_NAME_new();
+    unsigned char *p = NULL;
+    int n = -1;
+
+    if (key != NULL && req != NULL && name != NULL &&
+        X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC, (const unsigned char *)cn, -1, -1,
+                                   0) == 1 &&
+        X509_REQ_set_subject_name(req, name) == 1 && X509_REQ_set_pubkey(req, key) == 1 &&
+        X509_REQ_sign(req, key, EVP_sha256()) > 0)
+        n = i2d_X509_REQ(req, &p);
+    X509_NAME_free(name);
+    X509_REQ_free(req);
+    EVP_PKEY_free(key); /* the private key is not needed: DPS only checks who signed the cert */
+    if (n <= 0)
+        return -1;
+    *der = p;
+    *len = (size_t)n;
+    return 0;
+}
+
+int issuer_verification_cert(issuer_t *is, const char *line, const char *code, unsigned char **der,
+                             size_t *der_len, char *serial_hex, char *err, size_t errlen)
+{
+    unsigned char *csr = NULL, serial[PROFILE_SERIAL_LEN];
+    size_t csr_len = 0;
+    proto_msg_t m = {0}, r = {0};
+    signer_result_t sr = {0};
+    audit_entry_t e;
+    char thumb[65], detail[200];
+    int64_t now = (int64_t)time(NULL);
+    int ret;
+
+    *der = NULL;
+    *der_len = 0;
+    if (find_line(is, line) == NULL)
+        return lc_seterr(LC_ERR_CONFIG, err, errlen, "no line \"%s\"", line);
+    if (make_csr(code, &csr, &csr_len) != 0 || profile_draw_serial(serial) != LC_OK)
+        return lc_seterr(LC_ERR_CRYPTO, err, errlen, "cannot make the verification key");
+    profile_serial_hex(serial, sizeof serial, serial_hex);
+    proto_init(&m, PROTO_VERIFY_CERT, 0);
+    proto_put_str(&m, T_LINE, line);
+    proto_put(&m, T_CSR, csr, csr_len);
+    proto_put_str(&m, T_CODE, code);
+    proto_put(&m, T_SERIAL, serial, sizeof serial);
+    proto_put_i64(&m, T_NOT_BEFORE, now - 300);
+    proto_put_i64(&m, T_NOT_AFTER, now + 86400);
+    ret = is->signer ? signer_client_call(is->signer, &m, &r, err, errlen)
+                     : lc_seterr(LC_ERR_SIGNER, err, errlen, "signer not running");
+    if (ret == LC_OK)
+        ret = signer_client_result(&r, &sr);
+    if (ret == LC_OK && sr.kind != PROTO_CERT)
+        ret = lc_seterr(sr.err == LC_ERR_PROTOCOL ? LC_ERR_USAGE
+                        : sr.err                  ? sr.err
+                                                  : LC_ERR_SIGNER,
+                        err, errlen, "%s", sr.detail);
+    if (ret != LC_OK)
+        goto out;
+    issuer_sha256_hex(sr.der, sr.der_len, thumb);
+    snprintf(detail, sizeof detail, "DPS proof-of-possession certificate for code %s, valid 1 day",
+             code);
+    memset(&e, 0, sizeof e);
+    e.row.actor = is->actor;
+    e.row.line = line;
+    e.row.kind = "verification-cert";
+    e.row.serial = serial_hex;
+    e.row.thumbprint = thumb;
+    e.row.detail = detail;
+    if (audit_append(is->audit, &e, 1, err, errlen) != LC_OK) {
+        ret = LC_ERR_AUDIT; /* not released without its audit row */
+        goto out;
+    }
+    *der = sr.der;
+    *der_len = sr.der_len;
+    sr.der = NULL;
+out:
+    free(sr.der);
+    OPENSSL_free(csr);
+    proto_free(&m);
+    proto_free(&r);
     return ret;
 }
 

@@ -97,6 +97,24 @@ int64_t issuer_issued_count(issuer_t *is, const char *line);
 int issuer_probe(issuer_t *is, int *hsm_ok, uint64_t *signatures, unsigned *restarts, int *pid,
                  char *err, size_t errlen);
 
+/*
+ * Signs the line's next CRL in the HSM: every revoked certificate of the
+ * line, CRL number = the last audited one + 1, nextUpdate = now +
+ * next_update_hours; audits it (kind "crl").  *der is malloc'd.  Returns
+ * LC_OK, LC_ERR_CONFIG, LC_ERR_SIGNER/LC_ERR_HSM or LC_ERR_AUDIT.
+ */
+int issuer_crl(issuer_t *is, const char *line, int next_update_hours, unsigned char **der,
+               size_t *der_len, uint64_t *number, char *err, size_t errlen);
+
+/*
+ * The DPS proof-of-possession certificate for the line CA: CN = code (16-128
+ * hex digits), an ephemeral key, 1 day, no EKU; audited (kind
+ * "verification-cert") before it is returned.  serial_hex gets 33 bytes.
+ * Returns LC_OK, LC_ERR_USAGE (bad code), LC_ERR_SIGNER/HSM or LC_ERR_AUDIT.
+ */
+int issuer_verification_cert(issuer_t *is, const char *line, const char *code, unsigned char **der,
+                             size_t *der_len, char *serial_hex, char *err, size_t errlen);
+
 /* The audit store handle (for queries by the caller). */
 audit_t *issuer_audit(issuer_t *is);
 

@@ -11,6 +11,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "lcerr.h"
+#include "lifecycle.h"
 #include "log.h"
 #include "policy.h"
 
@@ -22,10 +23,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
 
-#define PROBE_S 1.0
+#define PROBE_S     1.0
+#define CRL_CHECK_S 10.0 /* a revocation reaches the published CRL within this */
 
 static daemon_t D;
 static pthread_rwlock_t g_state = PTHREAD_RWLOCK_INITIALIZER; /* lines and config (reload) */
@@ -83,6 +86,75 @@ static void probe_audit(void)
     if (ret == LC_OK) {
         atomic_store(&D.audit_fault, 0);
         log_info("audit store writable again: issuance resumes");
+    }
+}
+
+/* Writes a file atomically (temporary name, fsync, rename). */
+static int write_file(const char *path, const void *data, size_t len)
+{
+    char tmp[4200];
+    FILE *f;
+    int ok;
+
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    f = fopen(tmp, "we");
+    if (f == NULL)
+        return -1;
+    ok = fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = fclose(f) == 0 && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Publishes each line's CRL to crl_dir when a certificate of the line was
+ * revoked since the last CRL, when there is none yet, or when half of the
+ * last one's lifetime has passed (so a CRL is always fresh before its
+ * nextUpdate).  Called every CRL_CHECK_S by the main thread.
+ */
+static void publish_crls(void)
+{
+    int64_t now_ms = (int64_t)time(NULL) * 1000,
+            half = (int64_t)D.cfg->crl_next_update_hours * 3600 * 1000 / 2;
+
+    for (size_t i = 0; D.cfg->crl_dir != NULL && i < D.cfg->nlines; i++) {
+        const lc_line_cfg_t *lc = &D.cfg->lines[i];
+        lifecycle_crl_state_t cs;
+        unsigned char *der = NULL;
+        size_t len = 0;
+        uint64_t number = 0;
+        char err[300], path[256];
+        int ret;
+
+        if (snprintf(path, sizeof path, "%s/line-%s.crl", D.cfg->crl_dir, lc->id) >=
+            (int)sizeof path) {
+            log_err("line %s: CRL not published: crl_dir path too long", lc->id);
+            continue;
+        }
+        pthread_mutex_lock(&D.issue_lock);
+        ret = lifecycle_crl_state(issuer_audit(D.issuer), lc->id, &cs, err, sizeof err);
+        if (ret == LC_OK && cs.crl_seq != 0 && cs.last_revoked_seq < cs.crl_seq &&
+            now_ms < cs.next_update_ms - half && access(path, F_OK) == 0) {
+            pthread_mutex_unlock(&D.issue_lock);
+            continue; /* up to date, and published */
+        }
+        if (ret == LC_OK)
+            ret = issuer_crl(D.issuer, lc->id, D.cfg->crl_next_update_hours, &der, &len, &number,
+                             err, sizeof err);
+        pthread_mutex_unlock(&D.issue_lock);
+        if (ret == LC_OK && write_file(path, der, len) != 0) {
+            snprintf(err, sizeof err, "cannot write %.200s: %s", path, strerror(errno));
+            ret = LC_ERR_IO;
+        }
+        if (ret == LC_OK)
+            log_info("line %s: CRL #%llu published to %s", lc->id, (unsigned long long)number,
+                     path);
+        else
+            log_err("line %s: CRL not published: %s", lc->id, err);
+        free(der);
     }
 }
 
@@ -279,7 +351,7 @@ int main(int argc, char **argv)
     char err[512];
     sigset_t set;
     uint64_t wd_usec = 0;
-    double next_probe = 0, next_wd = 0;
+    double next_probe = 0, next_wd = 0, next_crl = 0;
     int c, wd, ret = 1;
 
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -354,6 +426,13 @@ int main(int argc, char **argv)
             }
             pthread_rwlock_unlock(&g_state);
             next_probe = now + PROBE_S;
+        }
+        if (now >= next_crl) {
+            pthread_rwlock_rdlock(&g_state);
+            if (D.issuer != NULL)
+                publish_crls();
+            pthread_rwlock_unlock(&g_state);
+            next_crl = now + CRL_CHECK_S;
         }
     }
     ret = 0;

@@ -232,7 +232,7 @@ START_TEST(test_open_creates_schema)
                      2);
     ck_assert_int_eq(side_int("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND"
                               " name NOT LIKE 'sqlite_autoindex%'"),
-                     6);
+                     8);
     ck_assert_int_eq(audit_count(ta), 0);
 }
 END_TEST
@@ -1066,14 +1066,14 @@ START_TEST(test_open_newer_schema_fails)
     open_rw();
     audit_free(ta);
     ta = NULL;
-    side_exec("PRAGMA user_version = 3"); /* AUDIT_SCHEMA_VERSION + 1 */
-    ck_assert_int_eq(AUDIT_SCHEMA_VERSION, 2);
+    side_exec("PRAGMA user_version = 4"); /* AUDIT_SCHEMA_VERSION + 1 */
+    ck_assert_int_eq(AUDIT_SCHEMA_VERSION, 3);
     ck_assert_int_eq(audit_open(tpath, AUDIT_READONLY, &a, terr, sizeof terr), LC_ERR_AUDIT);
     ck_assert_ptr_null(a);
-    ck_assert_ptr_nonnull(strstr(terr, "schema version 3 is newer"));
+    ck_assert_ptr_nonnull(strstr(terr, "schema version 4 is newer"));
     ck_assert_int_eq(audit_open(tpath, AUDIT_READWRITE, &a, terr, sizeof terr), LC_ERR_AUDIT);
     ck_assert_ptr_null(a);
-    ck_assert_int_eq(side_int("PRAGMA user_version"), 3);
+    ck_assert_int_eq(side_int("PRAGMA user_version"), 4);
 }
 END_TEST
 
