@@ -22,60 +22,60 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define AUDIT_HASH_HEX 65   /* 64 lowercase hex digits + NUL */
+#define AUDIT_HASH_HEX       65 /* 64 lowercase hex digits + NUL */
 #define AUDIT_SCHEMA_VERSION 3
 
 typedef struct audit audit_t;
 
 enum audit_open_flags {
-    AUDIT_READWRITE = 0,  /* open existing or create, migrate to current schema */
-    AUDIT_READONLY = 1,   /* SQLITE_OPEN_READONLY; never writes, never migrates */
+    AUDIT_READWRITE = 0, /* open existing or create, migrate to current schema */
+    AUDIT_READONLY = 1,  /* SQLITE_OPEN_READONLY; never writes, never migrates */
 };
 
 /* One audit row.  Strings may be NULL (stored as SQL NULL) unless noted. */
 typedef struct audit_row {
-    int64_t seq;                     /* out: sequence number, 1-based, no gaps */
-    int64_t ts_ms;                   /* in: UTC ms since epoch; 0 = now */
-    const char *actor;               /* in, required: Unix user or "linecertd" */
-    const char *line;                /* in, required: line id, "" for station-wide */
-    const char *kind;                /* in, required: "issued", "refused", ... */
-    const char *registration_id;     /* the CN */
-    const char *serial;              /* certificate serial, uppercase hex */
-    const char *thumbprint;          /* SHA-256 of the cert DER, uppercase hex */
-    const char *csr_sha256;          /* SHA-256 of the CSR as received, uppercase hex */
-    const char *reason;              /* stable reason code ("cn-invalid", ...) */
-    const char *detail;              /* free text for humans */
-    char prev_hash[AUDIT_HASH_HEX];  /* out: previous row's hash (64 '0' for seq 1) */
-    char hash[AUDIT_HASH_HEX];       /* out: this row's hash */
+    int64_t seq;                    /* out: sequence number, 1-based, no gaps */
+    int64_t ts_ms;                  /* in: UTC ms since epoch; 0 = now */
+    const char *actor;              /* in, required: Unix user or "linecertd" */
+    const char *line;               /* in, required: line id, "" for station-wide */
+    const char *kind;               /* in, required: "issued", "refused", ... */
+    const char *registration_id;    /* the CN */
+    const char *serial;             /* certificate serial, uppercase hex */
+    const char *thumbprint;         /* SHA-256 of the cert DER, uppercase hex */
+    const char *csr_sha256;         /* SHA-256 of the CSR as received, uppercase hex */
+    const char *reason;             /* stable reason code ("cn-invalid", ...) */
+    const char *detail;             /* free text for humans */
+    char prev_hash[AUDIT_HASH_HEX]; /* out: previous row's hash (64 '0' for seq 1) */
+    char hash[AUDIT_HASH_HEX];      /* out: this row's hash */
 } audit_row_t;
 
 /* A certificate to store with its audit row. */
 typedef struct audit_cert {
-    const char *serial;           /* uppercase hex, primary key */
-    const char *line;             /* line id */
-    const char *registration_id;  /* CN as issued */
-    int64_t not_before;           /* Unix seconds */
-    int64_t not_after;            /* Unix seconds */
-    const char *thumbprint;       /* SHA-256 uppercase hex */
-    const unsigned char *der;     /* the certificate */
+    const char *serial;          /* uppercase hex, primary key */
+    const char *line;            /* line id */
+    const char *registration_id; /* CN as issued */
+    int64_t not_before;          /* Unix seconds */
+    int64_t not_after;           /* Unix seconds */
+    const char *thumbprint;      /* SHA-256 uppercase hex */
+    const unsigned char *der;    /* the certificate */
     size_t der_len;
-    const char *supersedes;       /* serial this re-issue replaces, or NULL */
-    const char *spki_sha256;      /* SHA-256 of the SubjectPublicKeyInfo DER, uppercase hex */
+    const char *supersedes;  /* serial this re-issue replaces, or NULL */
+    const char *spki_sha256; /* SHA-256 of the SubjectPublicKeyInfo DER, uppercase hex */
 } audit_cert_t;
 
 /* One element of a batch for audit_append(). */
 typedef struct audit_entry {
-    audit_row_t row;              /* in/out */
-    const audit_cert_t *cert;     /* NULL when the event issued nothing */
-    const char *revokes;          /* serial marked "revoked" in the same transaction, or NULL */
+    audit_row_t row;          /* in/out */
+    const audit_cert_t *cert; /* NULL when the event issued nothing */
+    const char *revokes;      /* serial marked "revoked" in the same transaction, or NULL */
 } audit_entry_t;
 
 /* What audit_verify() found. */
 typedef struct audit_verify_result {
-    int64_t rows;                    /* rows checked */
-    char head[AUDIT_HASH_HEX];       /* hash of the last good row ("" if none) */
-    int64_t first_bad_seq;           /* 0 when everything verified */
-    char problem[256];               /* what is wrong with first_bad_seq */
+    int64_t rows;              /* rows checked */
+    char head[AUDIT_HASH_HEX]; /* hash of the last good row ("" if none) */
+    int64_t first_bad_seq;     /* 0 when everything verified */
+    char problem[256];         /* what is wrong with first_bad_seq */
 } audit_verify_result_t;
 
 /* A certificate as read back from the store. */
@@ -83,12 +83,12 @@ typedef struct audit_cert_info {
     char serial[80];
     char line[64];
     char registration_id[80];
-    char status[16];              /* "valid", "superseded", "revoked" */
+    char status[16]; /* "valid", "superseded", "revoked" */
     int64_t not_before;
     int64_t not_after;
-    int64_t audit_seq;            /* the row that issued it */
-    int acked;                    /* the PLC acknowledged its delivery */
-    char spki_sha256[65];         /* SHA-256 of its public key (SPKI DER), uppercase hex */
+    int64_t audit_seq;    /* the row that issued it */
+    int acked;            /* the PLC acknowledged its delivery */
+    char spki_sha256[65]; /* SHA-256 of its public key (SPKI DER), uppercase hex */
 } audit_cert_info_t;
 
 /*

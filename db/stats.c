@@ -77,8 +77,8 @@ static const char *const stats_sql[Q__N] = {
 
 struct stats {
     sqlite3 *db;
-    char *path;              /* for messages and the size of the files */
-    sqlite3_stmt *st[Q__N];  /* prepared on first use */
+    char *path;             /* for messages and the size of the files */
+    sqlite3_stmt *st[Q__N]; /* prepared on first use */
 };
 
 int64_t stats_now_ms(void)
@@ -342,8 +342,7 @@ static int events(stats_t *s, const stats_params_t *p, stats_result_t *res, char
     return LC_OK;
 }
 
-int stats_query(stats_t *s, const stats_params_t *p, stats_result_t *res, char *err,
-                size_t errlen)
+int stats_query(stats_t *s, const stats_params_t *p, stats_result_t *res, char *err, size_t errlen)
 {
     sqlite3_stmt *st;
     int64_t schema = 0;

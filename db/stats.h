@@ -34,30 +34,30 @@ typedef struct stats stats_t;
 
 /* What to compute.  Times are UTC milliseconds since the epoch. */
 typedef struct stats_params {
-    int64_t now_ms;              /* "now"; 0 = the current time */
-    int64_t shift_start_ms;      /* start of the current shift (stats_day_bounds) */
-    int64_t day_start_ms;        /* local midnight today (stats_day_bounds) */
-    const char *const *lines;    /* the line ids to report, in display order */
-    size_t nlines;               /* at most STATS_MAX_LINES */
-    const char *event_line;      /* events of this line only; NULL = every line */
-    size_t max_events;           /* at most STATS_MAX_EVENTS; 0 = none */
+    int64_t now_ms;           /* "now"; 0 = the current time */
+    int64_t shift_start_ms;   /* start of the current shift (stats_day_bounds) */
+    int64_t day_start_ms;     /* local midnight today (stats_day_bounds) */
+    const char *const *lines; /* the line ids to report, in display order */
+    size_t nlines;            /* at most STATS_MAX_LINES */
+    const char *event_line;   /* events of this line only; NULL = every line */
+    size_t max_events;        /* at most STATS_MAX_EVENTS; 0 = none */
 } stats_params_t;
 
 /* The figures of one line. */
 typedef struct stats_line {
-    char id[STATS_LINE_ID_LEN];   /* the line id, as asked */
-    int64_t issued_shift;         /* certificates (issued + reissued) this shift */
-    int64_t issued_today;         /* certificates since local midnight */
-    int64_t refused_shift;        /* refusals this shift */
-    int64_t faults_shift;         /* faults this shift */
+    char id[STATS_LINE_ID_LEN];        /* the line id, as asked */
+    int64_t issued_shift;              /* certificates (issued + reissued) this shift */
+    int64_t issued_today;              /* certificates since local midnight */
+    int64_t refused_shift;             /* refusals this shift */
+    int64_t faults_shift;              /* faults this shift */
     int64_t per_minute[STATS_MINUTES]; /* certificates per minute; [STATS_MINUTES - 1] is
                                           the current (incomplete) minute */
-    int has_last;                 /* the line has a device event at all */
-    int64_t last_ts_ms;           /* time of its latest device event */
-    char last_kind[16];           /* "issued", "reissued", "refused", "fault", "redelivered" */
-    char last_regid[80];          /* its registration ID (the device), "" if none */
-    char last_serial[80];         /* certificate serial (uppercase hex), "" if none */
-    char last_reason[40];         /* reason code, "" if none */
+    int has_last;                      /* the line has a device event at all */
+    int64_t last_ts_ms;                /* time of its latest device event */
+    char last_kind[16];                /* "issued", "reissued", "refused", "fault", "redelivered" */
+    char last_regid[80];               /* its registration ID (the device), "" if none */
+    char last_serial[80];              /* certificate serial (uppercase hex), "" if none */
+    char last_reason[40];              /* reason code, "" if none */
 } stats_line_t;
 
 /* One refusal or fault, for the events pane. */
@@ -74,15 +74,15 @@ typedef struct stats_event {
 
 /* Everything stats_query() found. */
 typedef struct stats_result {
-    int64_t now_ms;               /* the "now" the figures are for */
-    int64_t head_seq;             /* last row of the hash chain (= rows), 0 if empty */
-    char head_hash[65];           /* its hash, 64 lowercase hex; "" if empty */
-    int64_t size_bytes;           /* database + write-ahead log, -1 if unknown */
-    int64_t free_bytes;           /* free space for this user on its file system, -1 if unknown */
-    int fast_path;                /* 1: minute_counts and the event indexes were used */
-    size_t nlines;                /* = params->nlines */
+    int64_t now_ms;     /* the "now" the figures are for */
+    int64_t head_seq;   /* last row of the hash chain (= rows), 0 if empty */
+    char head_hash[65]; /* its hash, 64 lowercase hex; "" if empty */
+    int64_t size_bytes; /* database + write-ahead log, -1 if unknown */
+    int64_t free_bytes; /* free space for this user on its file system, -1 if unknown */
+    int fast_path;      /* 1: minute_counts and the event indexes were used */
+    size_t nlines;      /* = params->nlines */
     stats_line_t lines[STATS_MAX_LINES];
-    size_t nevents;               /* newest first */
+    size_t nevents; /* newest first */
     stats_event_t events[STATS_MAX_EVENTS];
 } stats_result_t;
 
