@@ -5,6 +5,7 @@
 
 #include "lcerr.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <libp11.h>
 #include <openssl/crypto.h>
@@ -240,16 +241,24 @@ int p11_sign(EVP_PKEY *key, int md_nid, const unsigned char *tbs, size_t tbs_len
     const EVP_MD *md = md_nid == NID_sha384 ? EVP_sha384() : EVP_sha256();
     unsigned char digest[EVP_MAX_MD_SIZE];
     unsigned int dlen = 0;
+
+    *sig = NULL;
+    *sig_len = 0;
+    if (EVP_Digest(tbs, tbs_len, digest, &dlen, md, NULL) != 1)
+        return lc_seterr(LC_ERR_CRYPTO, err, errlen, "digest failed");
+    return p11_sign_digest(key, md_nid, digest, dlen, sig, sig_len, err, errlen);
+}
+
+int p11_sign_digest(EVP_PKEY *key, int md_nid, const unsigned char *digest, size_t dlen,
+                    unsigned char **sig, size_t *sig_len, char *err, size_t errlen)
+{
+    const EVP_MD *md = md_nid == NID_sha384 ? EVP_sha384() : EVP_sha256();
     EVP_PKEY_CTX *pctx = NULL;
     size_t len = 0;
     int ret = LC_ERR_HSM;
 
     *sig = NULL;
     *sig_len = 0;
-    if (EVP_Digest(tbs, tbs_len, digest, &dlen, md, NULL) != 1) {
-        ret = lc_seterr(LC_ERR_CRYPTO, err, errlen, "digest failed");
-        goto out;
-    }
     pctx = EVP_PKEY_CTX_new(key, NULL);
     if (pctx == NULL || EVP_PKEY_sign_init(pctx) <= 0)
         goto fail;
@@ -277,4 +286,50 @@ out:
     ERR_clear_error();
     EVP_PKEY_CTX_free(pctx);
     return ret;
+}
+
+int p11_probe(p11_t *p, char *err, size_t errlen)
+{
+    CK_FUNCTION_LIST_PTR fl = NULL;
+    CK_C_GetFunctionList get;
+    CK_ULONG n = 0;
+    CK_RV rv;
+    void *h;
+
+    if (p == NULL || p->ctx == NULL)
+        return lc_seterr(LC_ERR_HSM, err, errlen, "PKCS#11 module not loaded");
+    /* The module libp11 already loaded and initialised: no second context, no new session. */
+    h = dlopen(p->module, RTLD_NOW | RTLD_NOLOAD);
+    if (h == NULL)
+        return lc_seterr(LC_ERR_HSM, err, errlen, "PKCS#11 module %s not loaded", p->module);
+    *(void **)&get = dlsym(h, "C_GetFunctionList");
+    if (get == NULL || get(&fl) != CKR_OK || fl == NULL) {
+        dlclose(h);
+        return lc_seterr(LC_ERR_HSM, err, errlen, "PKCS#11 module has no function list");
+    }
+    /*
+     * SoftHSM2 keeps listing a token whose directory went away; asking for
+     * its token info is what fails (CKR_GENERAL_ERROR), and keeps failing
+     * after it comes back until the module is reloaded.
+     */
+    {
+        CK_SLOT_ID ids[64];
+        CK_TOKEN_INFO ti;
+        n = sizeof ids / sizeof ids[0];
+        rv = fl->C_GetSlotList(CK_TRUE, ids, &n);
+        for (CK_ULONG i = 0; rv == CKR_OK && i < n; i++) {
+            rv = fl->C_GetTokenInfo(ids[i], &ti);
+            if (rv != CKR_OK) {
+                dlclose(h);
+                return lc_seterr(LC_ERR_HSM, err, errlen,
+                                 "token in slot %lu not reachable (C_GetTokenInfo: 0x%lx)",
+                                 (unsigned long)ids[i], (unsigned long)rv);
+            }
+        }
+    }
+    dlclose(h);
+    if (rv != CKR_OK || n == 0)
+        return lc_seterr(LC_ERR_HSM, err, errlen, "no token present (C_GetSlotList: 0x%lx)",
+                         (unsigned long)rv);
+    return LC_OK;
 }

@@ -51,6 +51,17 @@ int p11_reload(p11_t *p, char *err, size_t errlen);
 int p11_sign(EVP_PKEY *key, int md_nid, const unsigned char *tbs, size_t tbs_len,
              unsigned char **sig, size_t *sig_len, char *err, size_t errlen);
 
+/*
+ * Asks the loaded module whether any token is present (C_GetSlotList), so
+ * that a token that went away is noticed without a signature.  Returns LC_OK
+ * or LC_ERR_HSM.
+ */
+int p11_probe(p11_t *p, char *err, size_t errlen);
+
+/* Like p11_sign() for an already computed digest (md_nid names its hash). */
+int p11_sign_digest(EVP_PKEY *key, int md_nid, const unsigned char *digest, size_t dlen,
+                    unsigned char **sig, size_t *sig_len, char *err, size_t errlen);
+
 /* Reads a PIN file (first line, trailing newline stripped) into buf. Returns LC_OK or
  * LC_ERR_CONFIG. */
 int p11_read_pin(const char *path, char *buf, size_t len, char *err, size_t errlen);

@@ -26,6 +26,7 @@ enum proto_type {
     PROTO_CA_CERT = 4,     /* setup mode only (pki init): a CA certificate; CERT or ERROR */
     PROTO_CRL = 6,         /* a line's CRL; CERT (T_CERT holds the CRL DER) or ERROR */
     PROTO_VERIFY_CERT = 7, /* DPS proof-of-possession certificate; CERT, REFUSED or ERROR */
+    PROTO_BENCH_SIGN = 8,  /* raw signing rate of a line key; STATUS_REPLY or ERROR */
     /* responses: signer -> station */
     PROTO_OK = 0x81,
     PROTO_CERT = 0x82,
@@ -64,6 +65,8 @@ enum proto_tag {
     T_NEXT_UPDATE = 52, /* i64 */
     T_CRL_ENTRY = 53,   /* i64 revocation time, u8 reason, serial magnitude (1..64 bytes) */
     T_CODE = 54,        /* string: the DPS verification code */
+    T_COUNT = 55,       /* u32: signatures to make (BENCH_SIGN) */
+    T_ELAPSED_NS = 56,  /* i64: how long they took */
 };
 
 /* A message being built or parsed. */

@@ -25,7 +25,9 @@
 #include <errno.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,17 +52,54 @@ struct line {
 };
 
 static struct {
-    int setup; /* --setup: CA_CERT and PUBKEY allowed */
+    int setup; /* --setup: CA_CERT allowed */
     p11_t *p11;
     char *module;
     char *pin_file;
     char *softhsm_conf;
     struct line lines[MAX_LINES];
     size_t nlines;
-    int need_reload;     /* a signature failed: reload the module first */
-    uint64_t signatures; /* every signature made by this process */
-    policy_ctx_t *pctx;
+    atomic_int need_reload;   /* a signature failed: reload the module first */
+    atomic_ullong signatures; /* every signature made by this process */
+    policy_ctx_t *pctx;       /* the main thread's; each worker has its own */
+    int threads;              /* ISSUE workers (--threads) */
 } S;
+
+/*
+ * Concurrency: ISSUE requests are signed by a pool of worker threads that
+ * share the one PKCS#11 context and the line keys (libp11 keeps a session
+ * pool per slot).  Workers hold `keys` for reading while they sign; anything
+ * that can replace keys (configure, module reload, setup requests) holds it
+ * for writing, so a reload never pulls a key from under a signature.
+ * Replies are whole frames written under `send_mu`.
+ */
+static pthread_rwlock_t keys = PTHREAD_RWLOCK_INITIALIZER;
+static pthread_mutex_t send_mu = PTHREAD_MUTEX_INITIALIZER;
+
+/* A checked, built certificate waiting for its HSM signature. */
+struct job {
+    uint32_t id; /* the request it answers */
+    struct line *line;
+    der_buf_t tbs;
+    struct job *next;
+};
+
+static struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct job *head, *tail;
+    int closing;
+} Q = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL, 0};
+
+static int send_frame(int fd, proto_msg_t *m)
+{
+    int ret;
+
+    pthread_mutex_lock(&send_mu);
+    ret = proto_send(fd, m);
+    pthread_mutex_unlock(&send_mu);
+    return ret;
+}
 
 static void die(const char *msg)
 {
@@ -106,7 +145,7 @@ static int reply_error(int fd, uint32_t id, int err, const char *msg)
     proto_init(&m, PROTO_ERROR, id);
     proto_put_u32(&m, T_ERROR, (uint32_t)err);
     proto_put_str(&m, T_DETAIL, msg);
-    ret = proto_send(fd, &m);
+    ret = send_frame(fd, &m);
     proto_free(&m);
     return ret;
 }
@@ -118,8 +157,8 @@ static int reply_cert(int fd, uint32_t id, const unsigned char *der, size_t len)
 
     proto_init(&m, PROTO_CERT, id);
     proto_put(&m, T_CERT, der, len);
-    proto_put_i64(&m, T_SIGNATURES, (int64_t)S.signatures);
-    ret = proto_send(fd, &m);
+    proto_put_i64(&m, T_SIGNATURES, (int64_t)atomic_load(&S.signatures));
+    ret = send_frame(fd, &m);
     proto_free(&m);
     return ret;
 }
@@ -133,23 +172,47 @@ static int ensure_keys(char *err, size_t errlen)
         ret = p11_open(S.module, S.softhsm_conf, S.pin_file, &S.p11, err, errlen);
         if (ret != LC_OK)
             return ret;
-    } else if (S.need_reload) {
+    } else if (atomic_load(&S.need_reload)) {
         drop_keys();
         ret = p11_reload(S.p11, err, errlen);
         if (ret != LC_OK)
             return ret;
     }
-    S.need_reload = 0;
+    atomic_store(&S.need_reload, 0);
     for (size_t i = 0; i < S.nlines; i++) {
         struct line *l = &S.lines[i];
         if (l->key != NULL)
             continue;
         ret = p11_find_key(S.p11, l->uri, 1, &l->key, err, errlen);
         if (ret != LC_OK) {
-            S.need_reload = 1; /* the token may come back only with a fresh slot list */
+            atomic_store(&S.need_reload,
+                         1); /* the token may come back only with a fresh slot list */
             return ret == LC_ERR_CONFIG ? ret : LC_ERR_HSM;
         }
     }
+    return LC_OK;
+}
+
+/*
+ * For workers: returns LC_OK holding `keys` for reading with every line key
+ * present, reloading the module first (under the write lock) if needed.
+ */
+static int keys_acquire(char *err, size_t errlen)
+{
+    int present = 1, ret;
+
+    pthread_rwlock_rdlock(&keys);
+    for (size_t i = 0; i < S.nlines; i++)
+        present = present && S.lines[i].key != NULL;
+    if (present && !atomic_load(&S.need_reload))
+        return LC_OK;
+    pthread_rwlock_unlock(&keys);
+    pthread_rwlock_wrlock(&keys);
+    ret = ensure_keys(err, errlen);
+    pthread_rwlock_unlock(&keys);
+    if (ret != LC_OK)
+        return ret;
+    pthread_rwlock_rdlock(&keys);
     return LC_OK;
 }
 
@@ -253,13 +316,15 @@ static int do_configure(int fd, const proto_msg_t *m)
     {
         proto_msg_t r = {0};
         proto_init(&r, PROTO_OK, m->id);
-        ret = proto_send(fd, &r);
+        ret = send_frame(fd, &r);
         proto_free(&r);
     }
     return ret;
 bad:
     return reply_error(fd, m->id, LC_ERR_PROTOCOL, "malformed CONFIGURE message");
 }
+
+static int enqueue_sign(uint32_t id, struct line *l, der_buf_t *tbs);
 
 static struct line *find_line(const proto_field_t *f)
 {
@@ -279,16 +344,16 @@ static int sign_tbs(EVP_PKEY *key, enum lc_key_type kt, const der_buf_t *tbs, de
 
     ret = p11_sign(key, profile_md_nid(kt), tbs->p, tbs->len, &sig, &sig_len, err, errlen);
     if (ret != LC_OK) {
-        S.need_reload = 1;
+        atomic_store(&S.need_reload, 1);
         return ret;
     }
-    S.signatures++;
+    atomic_fetch_add(&S.signatures, 1);
     ret = profile_assemble(kt, tbs->p, tbs->len, sig, sig_len, cert);
     free(sig);
     return ret;
 }
 
-static int do_issue(int fd, const proto_msg_t *m)
+static int do_issue(int fd, const proto_msg_t *m, policy_ctx_t *pctx)
 {
     proto_field_t f, csr_f = {0};
     size_t pos = 0;
@@ -296,8 +361,7 @@ static int do_issue(int fd, const proto_msg_t *m)
     profile_leaf_t leaf;
     lc_csr_t csr;
     lc_refusal_t why = {0};
-    der_buf_t tbs = {0}, cert = {0};
-    char err[256] = "";
+    der_buf_t tbs = {0};
     int have_serial = 0, rc, ret;
     int64_t now = (int64_t)time(NULL);
 
@@ -334,31 +398,25 @@ static int do_issue(int fd, const proto_msg_t *m)
         leaf.not_after - leaf.not_before > (int64_t)l->max_days * 86400 + 86400)
         return reply_error(fd, m->id, LC_ERR_PROTOCOL, "validity outside the line's profile");
     if (policy_csr_parse(csr_f.val, csr_f.len, &csr, &why) != 0 ||
-        policy_csr_verify(S.pctx, &csr, &why) != 0) {
+        policy_csr_verify(pctx, &csr, &why) != 0) {
         proto_msg_t r = {0};
         proto_init(&r, PROTO_REFUSED, m->id);
         proto_put_u32(&r, T_REASON, (uint32_t)why.reason);
         proto_put_str(&r, T_DETAIL, why.detail);
-        ret = proto_send(fd, &r);
+        ret = send_frame(fd, &r);
         proto_free(&r);
         return ret;
     }
-    ret = ensure_keys(err, sizeof err);
-    if (ret != LC_OK)
-        return reply_error(fd, m->id, ret, err);
     leaf.csr = &csr;
     leaf.o = l->o;
     leaf.ou = l->ou;
     ret = profile_leaf_tbs(&l->iss, &leaf, &tbs);
-    if (ret == LC_OK)
-        ret = sign_tbs(l->key, l->iss.key_type, &tbs, &cert, err, sizeof err);
-    if (ret == LC_OK)
-        ret = reply_cert(fd, m->id, cert.p, cert.len);
-    else
-        ret = reply_error(fd, m->id, ret, err[0] ? err : lc_strerror(ret));
-    der_buf_free(&tbs);
-    der_buf_free(&cert);
-    return ret;
+    if (ret != LC_OK) {
+        der_buf_free(&tbs);
+        return reply_error(fd, m->id, ret, lc_strerror(ret));
+    }
+    /* Checked and built: only the HSM signature is left, for a signing thread. */
+    return enqueue_sign(m->id, l, &tbs);
 }
 
 static int do_crl(int fd, const proto_msg_t *m)
@@ -656,10 +714,155 @@ static int do_status(int fd, const proto_msg_t *m)
     char err[256];
     int ret, ok = S.module != NULL && ensure_keys(err, sizeof err) == LC_OK;
 
+    /* Keys in hand say nothing about a token that left: ask the module (no signature). */
+    if (ok && p11_probe(S.p11, err, sizeof err) != LC_OK) {
+        ok = 0;
+        atomic_store(&S.need_reload, 1);
+    }
+
     proto_init(&r, PROTO_STATUS_REPLY, m->id);
-    proto_put_i64(&r, T_SIGNATURES, (int64_t)S.signatures);
+    proto_put_i64(&r, T_SIGNATURES, (int64_t)atomic_load(&S.signatures));
     proto_put_u32(&r, T_HSM_OK, (uint32_t)ok);
-    ret = proto_send(fd, &r);
+    ret = send_frame(fd, &r);
+    proto_free(&r);
+    return ret;
+}
+
+static void *worker(void *arg)
+{
+    int fd = SIGNER_FD;
+
+    (void)arg;
+    for (;;) {
+        struct job *j;
+        der_buf_t cert = {0};
+        char err[256] = "";
+        int ret;
+        pthread_mutex_lock(&Q.mu);
+        while (Q.head == NULL && !Q.closing)
+            pthread_cond_wait(&Q.cv, &Q.mu);
+        j = Q.head;
+        if (j != NULL && (Q.head = j->next) == NULL)
+            Q.tail = NULL;
+        pthread_mutex_unlock(&Q.mu);
+        if (j == NULL)
+            break;
+        ret = keys_acquire(err, sizeof err);
+        if (ret == LC_OK) {
+            ret = sign_tbs(j->line->key, j->line->iss.key_type, &j->tbs, &cert, err, sizeof err);
+            pthread_rwlock_unlock(&keys);
+        }
+        if (ret == LC_OK)
+            reply_cert(fd, j->id, cert.p, cert.len);
+        else
+            reply_error(fd, j->id, ret, err[0] ? err : lc_strerror(ret));
+        der_buf_free(&cert);
+        der_buf_free(&j->tbs);
+        free(j);
+    }
+    return NULL;
+}
+
+/* Hands a built TBSCertificate to the signing threads (taking over its buffer). */
+static int enqueue_sign(uint32_t id, struct line *l, der_buf_t *tbs)
+{
+    struct job *j = calloc(1, sizeof *j);
+
+    if (j == NULL)
+        die("out of memory");
+    j->id = id;
+    j->line = l;
+    j->tbs = *tbs;
+    memset(tbs, 0, sizeof *tbs);
+    pthread_mutex_lock(&Q.mu);
+    if (Q.tail != NULL)
+        Q.tail->next = j;
+    else
+        Q.head = j;
+    Q.tail = j;
+    pthread_cond_signal(&Q.cv);
+    pthread_mutex_unlock(&Q.mu);
+    return LC_OK;
+}
+
+struct bench_arg {
+    EVP_PKEY *key;
+    int md_nid;
+    uint32_t count;
+    int failed;
+};
+
+static void *bench_thread(void *arg)
+{
+    struct bench_arg *b = arg;
+    unsigned char digest[48] = {1, 2, 3};
+    char err[256];
+
+    for (uint32_t i = 0; i < b->count; i++) {
+        unsigned char *sig = NULL;
+        size_t len = 0;
+        digest[0] = (unsigned char)i;
+        if (p11_sign_digest(b->key, b->md_nid, digest, b->md_nid == NID_sha384 ? 48 : 32, &sig,
+                            &len, err, sizeof err) != LC_OK) {
+            b->failed = 1;
+            break;
+        }
+        atomic_fetch_add(&S.signatures, 1);
+        free(sig);
+    }
+    return NULL;
+}
+
+/*
+ * The raw signing rate of a line key through the same PKCS#11 path the
+ * issuance uses, on the same number of threads: the reference `linecert
+ * bench` compares issuance with.  Every signature is counted like any other
+ * (the station audits the run).
+ */
+static int do_bench_sign(int fd, const proto_msg_t *m)
+{
+    proto_field_t f;
+    size_t pos = 0;
+    struct line *l = NULL;
+    uint32_t count = 0;
+    struct bench_arg args[64];
+    pthread_t th[64];
+    struct timespec t0, t1;
+    char err[256] = "";
+    proto_msg_t r = {0};
+    int n = S.threads < 64 ? S.threads : 64, ret, failed = 0;
+
+    while (proto_next(m, &pos, &f) == 1) {
+        if (f.tag == T_LINE)
+            l = find_line(&f);
+        else if (f.tag == T_COUNT)
+            proto_get_u32(&f, &count);
+    }
+    if (l == NULL || count == 0 || count > 10000000)
+        return reply_error(fd, m->id, LC_ERR_PROTOCOL, "BENCH_SIGN needs a line and a count");
+    ret = ensure_keys(err, sizeof err);
+    if (ret != LC_OK)
+        return reply_error(fd, m->id, ret, err);
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; i++) {
+        args[i] = (struct bench_arg){l->key, profile_md_nid(l->iss.key_type),
+                                     count / (uint32_t)n + (i < (int)(count % (uint32_t)n)), 0};
+        pthread_create(&th[i], NULL, bench_thread, &args[i]);
+    }
+    for (int i = 0; i < n; i++) {
+        pthread_join(th[i], NULL);
+        failed |= args[i].failed;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (failed) {
+        atomic_store(&S.need_reload, 1);
+        return reply_error(fd, m->id, LC_ERR_HSM, "signing failed during the benchmark");
+    }
+    proto_init(&r, PROTO_STATUS_REPLY, m->id);
+    proto_put_i64(&r, T_ELAPSED_NS,
+                  (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec));
+    proto_put_i64(&r, T_SIGNATURES, (int64_t)atomic_load(&S.signatures));
+    ret = send_frame(fd, &r);
     proto_free(&r);
     return ret;
 }
@@ -669,32 +872,57 @@ int main(int argc, char **argv)
     proto_msg_t m = {0};
     int fd = SIGNER_FD, ret;
 
+    pthread_t *workers;
+
+    S.threads = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--setup") == 0) {
             S.setup = 1;
+        } else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc) {
+            S.threads = atoi(argv[++i]);
+            if (S.threads < 1 || S.threads > 64) {
+                fprintf(stderr, "linecert-signer: --threads must be 1..64\n");
+                return 2;
+            }
         } else {
-            fprintf(stderr, "usage: linecert-signer [--setup]  (started by linecert with the "
-                            "request socket on fd 3)\n");
+            fprintf(stderr, "usage: linecert-signer [--setup] [--threads N]  (started by "
+                            "linecert with the request socket on fd 3)\n");
             return 2;
         }
     }
     harden();
     S.pctx = policy_ctx_new();
-    if (S.pctx == NULL)
+    workers = calloc((size_t)S.threads, sizeof *workers);
+    if (S.pctx == NULL || workers == NULL)
         die("out of memory");
+    for (int i = 0; i < S.threads; i++)
+        if (pthread_create(&workers[i], NULL, worker, NULL) != 0)
+            die("cannot start signing threads");
     for (;;) {
         ret = proto_recv(fd, &m);
         if (ret == LC_ERR_IO && errno == 0)
             break; /* the station closed the socket: orderly exit */
         if (ret != LC_OK)
             die("malformed frame from the station");
+        if (m.type == PROTO_ISSUE && S.module != NULL) {
+            /* Parse, policy, proof of possession, TBS here; the signing threads sign. */
+            if (do_issue(fd, &m, S.pctx) != LC_OK)
+                break;
+            continue;
+        }
+        pthread_rwlock_wrlock(&keys);
         switch (m.type) {
+        case PROTO_BENCH_SIGN:
+            pthread_rwlock_unlock(&keys); /* the benchmark threads take it for reading */
+            pthread_rwlock_rdlock(&keys);
+            ret = S.module ? do_bench_sign(fd, &m)
+                           : reply_error(fd, m.id, LC_ERR_PROTOCOL, "not configured");
+            break;
         case PROTO_CONFIGURE:
             ret = do_configure(fd, &m);
             break;
         case PROTO_ISSUE:
-            ret = S.module ? do_issue(fd, &m)
-                           : reply_error(fd, m.id, LC_ERR_PROTOCOL, "not configured");
+            ret = reply_error(fd, m.id, LC_ERR_PROTOCOL, "not configured");
             break;
         case PROTO_STATUS:
             ret = do_status(fd, &m);
@@ -715,9 +943,17 @@ int main(int argc, char **argv)
         default:
             ret = reply_error(fd, m.id, LC_ERR_PROTOCOL, "unknown request type");
         }
+        pthread_rwlock_unlock(&keys);
         if (ret != LC_OK)
             break; /* the station is gone */
     }
+    pthread_mutex_lock(&Q.mu);
+    Q.closing = 1; /* workers finish what is queued, then exit */
+    pthread_cond_broadcast(&Q.cv);
+    pthread_mutex_unlock(&Q.mu);
+    for (int i = 0; i < S.threads; i++)
+        pthread_join(workers[i], NULL);
+    free(workers);
     proto_free(&m);
     drop_keys();
     for (size_t i = 0; i < S.nlines; i++)

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,15 +17,76 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* A caller waiting for the reply to its request. */
+struct pending {
+    uint32_t id;
+    proto_msg_t *resp;
+    int done; /* the reply is in *resp, or failed is set */
+    int failed;
+    pthread_cond_t cv; /* its own: a reply wakes exactly its caller */
+    struct pending *next;
+};
+
+/*
+ * Many threads may call at once: frames are written whole under send_mu;
+ * one reader thread takes every reply and hands it to the caller waiting for
+ * that request id.  If the signer dies, every waiter is released with
+ * LC_ERR_SIGNER and the client stays dead (the owner starts a new one).
+ */
 struct signer_client {
     int fd;
     pid_t pid;
+    pthread_mutex_t mu; /* pending, next_id, dead */
+    pthread_cond_t cv;
+    pthread_mutex_t send_mu;
+    struct pending *pending;
     uint32_t next_id;
+    int dead;
+    pthread_t reader;
+    int reader_started;
 };
 
-int signer_client_spawn(const char *program, int setup, signer_client_t **out, char *err,
-                        size_t errlen)
+static void *reader_main(void *arg)
 {
+    signer_client_t *c = arg;
+    proto_msg_t m = {0};
+
+    for (;;) {
+        struct pending *p;
+        if (proto_recv(c->fd, &m) != LC_OK)
+            break;
+        pthread_mutex_lock(&c->mu);
+        for (p = c->pending; p != NULL && p->id != m.id; p = p->next)
+            ;
+        if (p != NULL) { /* hand the buffer over: no copy */
+            proto_msg_t tmp = *p->resp;
+            *p->resp = m;
+            m = tmp;
+            p->done = 1;
+            pthread_cond_signal(&p->cv);
+        }
+        pthread_mutex_unlock(&c->mu);
+    }
+    /* The signer closed its end: it has exited or is exiting; reap it now, not at shutdown. */
+    while (c->pid > 0 && waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&c->mu);
+    c->pid = -1;
+    c->dead = 1;
+    for (struct pending *p = c->pending; p != NULL; p = p->next) {
+        if (!p->done)
+            p->done = p->failed = 1;
+        pthread_cond_signal(&p->cv);
+    }
+    pthread_mutex_unlock(&c->mu);
+    proto_free(&m);
+    return NULL;
+}
+
+int signer_client_spawn(const char *program, int setup, int threads, signer_client_t **out,
+                        char *err, size_t errlen)
+{
+    char nthreads[16];
     signer_client_t *c;
     int sv[2];
     pid_t pid;
@@ -54,16 +116,25 @@ int signer_client_spawn(const char *program, int setup, signer_client_t **out, c
             _exit(127);
         close_range(4, ~0U, 0);
         signal(SIGPIPE, SIG_DFL);
+        snprintf(nthreads, sizeof nthreads, "%d", threads > 0 ? threads : 1);
         if (setup)
             execl(program, "linecert-signer", "--setup", (char *)NULL);
         else
-            execl(program, "linecert-signer", (char *)NULL);
+            execl(program, "linecert-signer", "--threads", nthreads, (char *)NULL);
         _exit(127);
     }
     close(sv[1]);
     c->fd = sv[0];
     c->pid = pid;
     c->next_id = 1;
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+    pthread_mutex_init(&c->send_mu, NULL);
+    if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {
+        signer_client_free(c);
+        return lc_seterr(LC_ERR_SIGNER, err, errlen, "cannot start the signer reader thread");
+    }
+    c->reader_started = 1;
     *out = c;
     return LC_OK;
 }
@@ -75,9 +146,16 @@ void signer_client_free(signer_client_t *c)
     if (c == NULL)
         return;
     if (c->fd >= 0)
+        shutdown(c->fd, SHUT_WR); /* the signer finishes what it has, then closes: EOF */
+    if (c->reader_started)
+        pthread_join(c->reader, NULL);
+    if (c->fd >= 0)
         close(c->fd);
     while (c->pid > 0 && waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
         ;
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    pthread_mutex_destroy(&c->send_mu);
     free(c);
 }
 
@@ -89,24 +167,43 @@ pid_t signer_client_pid(const signer_client_t *c)
 int signer_client_call(signer_client_t *c, proto_msg_t *m, proto_msg_t *resp, char *err,
                        size_t errlen)
 {
+    struct pending p, **pp;
     int ret;
 
-    m->id = c->next_id++;
+    memset(&p, 0, sizeof p);
+    p.resp = resp;
+    pthread_cond_init(&p.cv, NULL);
+    pthread_mutex_lock(&c->mu);
+    if (c->dead) {
+        pthread_mutex_unlock(&c->mu);
+        pthread_cond_destroy(&p.cv);
+        return lc_seterr(LC_ERR_SIGNER, err, errlen, "signer exited or crashed");
+    }
+    p.id = m->id = c->next_id++;
     if (c->next_id == 0)
         c->next_id = 1;
+    p.next = c->pending;
+    c->pending = &p;
+    pthread_mutex_unlock(&c->mu);
+
+    pthread_mutex_lock(&c->send_mu);
     ret = proto_send(c->fd, m);
+    pthread_mutex_unlock(&c->send_mu);
+
+    pthread_mutex_lock(&c->mu);
+    if (ret != LC_OK && !p.done)
+        p.done = p.failed = 1;
+    while (!p.done)
+        pthread_cond_wait(&p.cv, &c->mu);
+    for (pp = &c->pending; *pp != &p; pp = &(*pp)->next)
+        ;
+    *pp = p.next;
+    pthread_mutex_unlock(&c->mu);
+    pthread_cond_destroy(&p.cv);
     if (ret == LC_ERR_NOMEM)
         return lc_seterr(LC_ERR_SIGNER, err, errlen, "request too large or out of memory");
-    if (ret != LC_OK)
-        return lc_seterr(LC_ERR_SIGNER, err, errlen, "signer is not running (write: %s)",
-                         strerror(errno));
-    ret = proto_recv(c->fd, resp);
-    if (ret != LC_OK)
-        return lc_seterr(LC_ERR_SIGNER, err, errlen, "signer %s",
-                         ret == LC_ERR_IO ? "exited or crashed" : "sent a malformed reply");
-    if (resp->id != m->id)
-        return lc_seterr(LC_ERR_SIGNER, err, errlen, "signer answered request %u, not %u", resp->id,
-                         m->id);
+    if (p.failed)
+        return lc_seterr(LC_ERR_SIGNER, err, errlen, "signer exited or crashed");
     return LC_OK;
 }
 

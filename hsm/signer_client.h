@@ -48,11 +48,14 @@ typedef struct signer_result {
 } signer_result_t;
 
 /*
- * Starts program (linecert-signer) with "--setup" when setup is non-zero.
- * Returns LC_OK or LC_ERR_SIGNER with a message.  Free with signer_client_free().
+ * Starts program (linecert-signer) with "--setup" when setup is non-zero,
+ * else with `threads` signing threads.  The client is thread-safe: many
+ * requests may be in flight at once (a reader thread matches replies to
+ * callers by request id).  Returns LC_OK or LC_ERR_SIGNER with a message.
+ * Free with signer_client_free().
  */
-int signer_client_spawn(const char *program, int setup, signer_client_t **out, char *err,
-                        size_t errlen);
+int signer_client_spawn(const char *program, int setup, int threads, signer_client_t **out,
+                        char *err, size_t errlen);
 
 /* Closes the socket (the signer exits) and reaps the child.  NULL is a no-op. */
 void signer_client_free(signer_client_t *c);
@@ -78,7 +81,8 @@ int signer_client_issue(signer_client_t *c, const char *line, const unsigned cha
 
 /*
  * Sends a prepared request m (its id is assigned here) and waits for the
- * reply into resp.  Returns LC_OK or LC_ERR_SIGNER.
+ * reply into resp.  Safe to call from many threads at once.  Returns LC_OK
+ * or LC_ERR_SIGNER (the signer is gone: the client stays dead).
  */
 int signer_client_call(signer_client_t *c, proto_msg_t *m, proto_msg_t *resp, char *err,
                        size_t errlen);

@@ -10,6 +10,7 @@
 #include "audit.h"
 #include "cli.h"
 #include "config.h"
+#include "dps.h"
 #include "control.h"
 #include "issuer.h"
 #include "lcerr.h"
@@ -44,11 +45,13 @@ static const char USAGE[] =
     "  dps-check --enrollments FILE --chain CHAIN.pem\n"
     "  export enrollments --config FILE --line ID [--format csv|jsonl]\n"
     "  export chain --config FILE --line ID\n"
+    "  bench --config FILE --line ID [--count N] [--threads T] [--offered-rate R]\n"
     "  status --config FILE [--json]\n"
     "  pause --config FILE --line ID\n"
     "  resume --config FILE --line ID\n"
     "\n"
-    "Exit codes: 0 ok, 1 audit log does not verify, 2 usage/configuration error,\n"
+    "Exit codes: 0 ok, 1 audit log does not verify (dps-check: not provisioned),\n"
+    "2 usage/configuration error, "
     "3 refused by policy, 4 signer/HSM failure, 5 audit store failure,\n"
     "6 linecertd not reachable (status, pause, resume).\n"
     "See docs/cli.md.\n";
@@ -956,6 +959,10 @@ int main(int argc, char **argv)
         return cmd_verification_cert(argc - 1, argv + 1);
     if (strcmp(argv[1], "export") == 0)
         return cmd_export(argc - 1, argv + 1);
+    if (strcmp(argv[1], "bench") == 0)
+        return cmd_bench(argc - 1, argv + 1);
+    if (strcmp(argv[1], "dps-check") == 0)
+        return cmd_dps_check(argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0)
         return cmd_status(argc - 1, argv + 1);
     if (strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0)

@@ -39,5 +39,6 @@ int cmd_revoke(int argc, char **argv);
 int cmd_crl(int argc, char **argv);
 int cmd_verification_cert(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif

@@ -239,6 +239,8 @@ static int station_key(struct parse *p, const char *s, const char *k, const char
         return set_path(p, &c->softhsm2_conf, s, k, v, 1);
     if (strcmp(k, "signer") == 0)
         return set_path(p, &c->signer, s, k, v, 1);
+    if (strcmp(k, "signer_threads") == 0)
+        return set_int(p, &c->signer_threads, s, k, v, 1, 64);
     if (strcmp(k, "not_before_skew_s") == 0)
         return set_int(p, &c->not_before_skew_s, s, k, v, 0, 86400);
     if (strcmp(k, "crl_dir") == 0) {
@@ -380,6 +382,7 @@ int config_load(const char *path, lc_config_t **out, char *err, size_t errlen)
     c->path = strdup(path);
     c->not_before_skew_s = 300;
     c->crl_next_update_hours = 168;
+    c->signer_threads = 2;
     p.cfg = c;
     p.err = err;
     p.errlen = errlen;

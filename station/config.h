@@ -41,6 +41,7 @@ typedef struct lc_config {
     char *pin_file;            /* absolute path; must not be readable by group/other */
     char *softhsm2_conf;       /* absolute path or NULL */
     char *signer;              /* linecert-signer program, or NULL for the default */
+    int signer_threads;        /* signing threads in the signer; default 2 */
     int not_before_skew_s;     /* notBefore = now - skew; default 300 */
     char *control_socket;      /* daemon control socket; default <config dir>/linecertd.sock */
     char *shifts;              /* shift start times, "06:00,14:00,22:00" (UI) */

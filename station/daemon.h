@@ -4,7 +4,8 @@
  * Threads: main (signals, systemd watchdog, HSM/audit recovery probes,
  * reload), one worker per line (PLC handshake, jig, issuance), and the
  * control socket thread (status, pause/resume).  The issuer (signer client
- * + audit store) is used under `issue_lock`; each line's counters under its
+ * + audit store) is thread-safe: lines issue in parallel and share group
+ * commits; `issue_lock` only orders CRL generation; each line's counters under its
  * own `mu`, so that status never waits for an issuance.
  */
 #ifndef LINECERT_DAEMON_H
@@ -67,7 +68,7 @@ typedef struct line {
 typedef struct daemon {
     lc_config_t *cfg;
     issuer_t *issuer;
-    pthread_mutex_t issue_lock; /* serialises the signer and the audit store */
+    pthread_mutex_t issue_lock; /* CRL generation (numbering) and audit_error */
     line_t lines[CONFIG_MAX_LINES];
     size_t nlines;
     atomic_int stopping;    /* SIGTERM: finish in-flight requests, then exit */

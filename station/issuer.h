@@ -12,6 +12,7 @@
 
 #include "audit.h"
 #include "config.h"
+#include "lifecycle.h"
 #include "policy.h"
 
 #include <stddef.h>
@@ -62,6 +63,8 @@ void issuer_free(issuer_t *is);
 /*
  * Runs one request through the pipeline.  Returns res->outcome.  Every
  * outcome except an unknown line is audited (LC_ERR_AUDIT if that failed).
+ * Thread-safe: many threads may issue at once; their requests are signed in
+ * parallel by the signer's threads and their audit rows group-committed.
  */
 int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res);
 
@@ -115,8 +118,27 @@ int issuer_crl(issuer_t *is, const char *line, int next_update_hours, unsigned c
 int issuer_verification_cert(issuer_t *is, const char *line, const char *code, unsigned char **der,
                              size_t *der_len, char *serial_hex, char *err, size_t errlen);
 
-/* The audit store handle (for queries by the caller). */
-audit_t *issuer_audit(issuer_t *is);
+/*
+ * Has the signer sign `count` fixed digests with the line key on its
+ * threads, through the issuance's PKCS#11 path (the raw rate `linecert
+ * bench` compares with), and audits the run (kind "bench") so the log
+ * accounts for those signatures.  Returns LC_OK or LC_ERR_*.
+ */
+int issuer_bench_sign(issuer_t *is, const char *line, uint32_t count, int64_t *elapsed_ns,
+                      char *err, size_t errlen);
+
+/* "ec-p256", "ec-p384", "rsa-2048", ... for the line CA key. */
+const char *issuer_line_key_type(issuer_t *is, const char *line);
+
+/* Rows in the audit log (the head's seq). */
+int64_t issuer_audit_rows(issuer_t *is);
+
+/* The line's CRL state (lifecycle.h) from the read handle. */
+int issuer_crl_state(issuer_t *is, const char *line, lifecycle_crl_state_t *cs, char *err,
+                     size_t errlen);
+
+/* Rows committed by this issuer's writer and the transactions they took. */
+void issuer_write_stats(issuer_t *is, long long *rows, long long *transactions);
 
 /* Resolves the signer program: config `signer`, $LINECERT_SIGNER, next to this program, libexec. */
 const char *issuer_signer_path(const lc_config_t *cfg, char *buf, size_t len);

@@ -86,10 +86,8 @@ static void audit_fault(line_t *l, const char *regid, const char *serial, const 
     daemon_t *d = l->d;
     int ret;
 
-    pthread_mutex_lock(&d->issue_lock);
     ret = issuer_audit_event(d->issuer, l->cfg->id, "fault", regid, serial,
                              policy_reason_name(o->reason), o->detail);
-    pthread_mutex_unlock(&d->issue_lock);
     if (ret != LC_OK && !atomic_exchange(&d->audit_fault, 1))
         log_err("audit store failed: nothing will be issued until it can be written");
 }
@@ -169,13 +167,15 @@ static void serve(line_t *l, uint16_t seq, const char *serial, struct outcome *o
     req.expect_regid = regid;
     req.context = context;
     req.allow_redeliver = 1;
-    pthread_mutex_lock(&d->issue_lock);
+    /* The issuer is thread-safe: lines sign in parallel and share group commits. */
     ret = issuer_issue(d->issuer, &req, &res);
     if (ret == LC_OK)
         ret = issuer_chain_pem(d->issuer, l->cfg->id, res.der, res.der_len, 0, &pem, &pem_len);
-    if (ret == LC_ERR_AUDIT)
+    if (ret == LC_ERR_AUDIT) {
+        pthread_mutex_lock(&d->issue_lock);
         snprintf(d->audit_error, sizeof d->audit_error, "%s", res.message);
-    pthread_mutex_unlock(&d->issue_lock);
+        pthread_mutex_unlock(&d->issue_lock);
+    }
     free(csr);
 
     switch (ret) {
@@ -285,9 +285,7 @@ static void handle(line_t *l, const plc_snapshot_t *snap)
     }
     if (plc_finish(l->plc, snap->req_seq, o.result, o.reason, err, sizeof err) == LC_OK) {
         if (o.result == PLC_RESULT_ISSUED) {
-            pthread_mutex_lock(&d->issue_lock);
             issuer_mark_acked(d->issuer, o.serial);
-            pthread_mutex_unlock(&d->issue_lock);
         }
     } else {
         log_warn("line %s: seq %u: could not write the result to the PLC: %s", l->cfg->id,
@@ -391,9 +389,7 @@ int line_start(line_t *l, char *err, size_t errlen)
     ret = jig_new(l->cfg->jig, l->cfg->id, l->cfg->jig_timeout_ms, &l->jig, err, errlen);
     if (ret != LC_OK)
         return ret;
-    pthread_mutex_lock(&d->issue_lock);
     l->issued_total = (uint32_t)issuer_issued_count(d->issuer, l->cfg->id);
-    pthread_mutex_unlock(&d->issue_lock);
     l->alive_at = daemon_now();
     if (pthread_create(&l->thread, NULL, worker, l) != 0)
         return lc_seterr(LC_ERR_INTERNAL, err, errlen, "line %s: cannot start thread", l->cfg->id);

@@ -52,9 +52,7 @@ static void probe_signer(void)
     unsigned restarts = 0;
     char err[256] = "";
 
-    pthread_mutex_lock(&D.issue_lock);
     ret = issuer_probe(D.issuer, &hsm_ok, &sigs, &restarts, &pid, err, sizeof err);
-    pthread_mutex_unlock(&D.issue_lock);
     pthread_mutex_lock(&g_signer.mu);
     g_signer.running = ret == LC_OK;
     g_signer.hsm_ok = ret == LC_OK && hsm_ok;
@@ -135,7 +133,7 @@ static void publish_crls(void)
             continue;
         }
         pthread_mutex_lock(&D.issue_lock);
-        ret = lifecycle_crl_state(issuer_audit(D.issuer), lc->id, &cs, err, sizeof err);
+        ret = issuer_crl_state(D.issuer, lc->id, &cs, err, sizeof err);
         if (ret == LC_OK && cs.crl_seq != 0 && cs.last_revoked_seq < cs.crl_seq &&
             now_ms < cs.next_update_ms - half && access(path, F_OK) == 0) {
             pthread_mutex_unlock(&D.issue_lock);
@@ -268,7 +266,7 @@ static json_object *status_reply(void)
     if (strrchr(wal, '/') != NULL)
         *strrchr(wal, '/') = '\0';
     pthread_mutex_lock(&D.issue_lock);
-    rows = D.issuer ? audit_count(issuer_audit(D.issuer)) : -1;
+    rows = D.issuer ? issuer_audit_rows(D.issuer) : -1;
     json_object_object_add(
         audit, "error", json_object_new_string(atomic_load(&D.audit_fault) ? D.audit_error : ""));
     pthread_mutex_unlock(&D.issue_lock);

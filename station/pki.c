@@ -335,7 +335,7 @@ int pki_init(const pki_opts_t *o, char *err, size_t errlen)
             goto out;
     }
     /* The CA certificates, signed inside the tokens by the signer in setup mode. */
-    ret = signer_client_spawn(o->signer, 1, &sc, err, errlen);
+    ret = signer_client_spawn(o->signer, 1, 1, &sc, err, errlen);
     if (ret != LC_OK)
         goto out;
     conf = (signer_conf_t){p.module, NULL, p.conf, NULL, 0};

@@ -1,0 +1,43 @@
+/*
+ * writer.h — the audit store's single writer, with group commit.
+ *
+ * SQLite with synchronous=FULL commits about 2,000 transactions a second
+ * here; one certificate per transaction would cap durable issuance far
+ * below the HSM.  So every write of the station goes through one thread
+ * that takes everything queued, appends it in ONE transaction, and only
+ * then releases each caller: the durability of each row is unchanged (no
+ * caller returns before its row has committed), the fsync is shared.
+ */
+#ifndef LINECERT_WRITER_H
+#define LINECERT_WRITER_H
+
+#include "audit.h"
+
+#include <stddef.h>
+
+typedef struct writer writer_t;
+
+/*
+ * Starts the writer thread on a read-write store handle, which it owns from
+ * now on (closed by writer_stop()).  Returns LC_OK or LC_ERR_INTERNAL.
+ */
+int writer_start(audit_t *a, writer_t **out, char *err, size_t errlen);
+
+/* Commits what is queued, stops the thread, closes the store.  NULL is a no-op. */
+void writer_stop(writer_t *w);
+
+/*
+ * Appends entries (in order, contiguous seqs) and waits until their
+ * transaction has committed; fills each row's outputs.  Thread-safe.  Returns
+ * audit_append()'s result for these entries alone: a failure of another
+ * caller's entries in the same batch never fails these.
+ */
+int writer_append(writer_t *w, audit_entry_t *entries, size_t n, char *err, size_t errlen);
+
+/* Queues "the PLC acknowledged serial" (audit_mark_acked); does not wait. */
+void writer_ack(writer_t *w, const char *serial);
+
+/* Rows committed and transactions used so far (for the benchmark). */
+void writer_stats(writer_t *w, long long *rows, long long *transactions);
+
+#endif
