@@ -181,3 +181,27 @@ out:
     sqlite3_finalize(st);
     return ret;
 }
+
+int lifecycle_latest_by_regid(audit_t *a, const char *regid, char *serial, size_t len, char *err,
+                              size_t errlen)
+{
+    static const char sql[] = "SELECT serial FROM certificates WHERE regid_fold = lower(?1)"
+                              " ORDER BY audit_seq DESC LIMIT 1";
+    sqlite3_stmt *st = NULL;
+    int ret = prepare(a, sql, &st, err, errlen), rc;
+
+    if (ret != LC_OK)
+        return ret;
+    sqlite3_bind_text(st, 1, regid, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        copy_col(st, 0, serial, len);
+        ret = LC_OK;
+    } else {
+        ret = rc == SQLITE_DONE ? LC_ERR_NOT_FOUND
+                                : lc_seterr(LC_ERR_AUDIT, err, errlen, "lookup: %s",
+                                            sqlite3_errmsg(audit_sqlite(a)));
+    }
+    sqlite3_finalize(st);
+    return ret;
+}

@@ -36,6 +36,13 @@ int lifecycle_revoked(audit_t *a, const char *line, lifecycle_revoked_t **out, s
 int lifecycle_revocation(audit_t *a, const char *serial, lifecycle_revoked_t *info, char *err,
                          size_t errlen);
 
+/*
+ * The most recent certificate of a registration ID (ASCII case-insensitive),
+ * whatever its status: LC_OK with serial filled, LC_ERR_NOT_FOUND, LC_ERR_AUDIT.
+ */
+int lifecycle_latest_by_regid(audit_t *a, const char *regid, char *serial, size_t len, char *err,
+                              size_t errlen);
+
 /* The line's last CRL: number (0 = none yet), its audit seq and time. */
 typedef struct lifecycle_crl_state {
     uint64_t number;

@@ -487,12 +487,12 @@ out:
     return ret;
 }
 
-/* A DPS verification code: hex, 16..128 characters (what the service hands out). */
+/* A DPS verification code: hex, 16..64 characters (a CN holds at most 64). */
 static int code_ok(const char *c)
 {
     size_t n = strlen(c);
 
-    if (n < 16 || n > 128)
+    if (n < 16 || n > 64)
         return 0;
     for (; *c; c++)
         if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f') || (*c >= 'A' && *c <= 'F')))
@@ -550,7 +550,7 @@ static int do_verify_cert(int fd, const proto_msg_t *m)
     if (!code_ok(code) || leaf.not_before > now + 300 || leaf.not_before < now - 86400 ||
         leaf.not_after <= leaf.not_before || leaf.not_after - leaf.not_before > 2 * 86400) {
         ret = reply_error(fd, m->id, LC_ERR_PROTOCOL,
-                          "verification code must be 16-128 hex digits, validity at most 2 days");
+                          "verification code must be 16-64 hex digits, validity at most 2 days");
         goto out;
     }
     if (policy_csr_parse(csr_f.val, csr_f.len, &csr, &why) != 0 ||

@@ -42,9 +42,13 @@ struct issuer {
     writer_t *writer;                   /* owns the read-write store handle: group commit */
     audit_t *reader;                    /* read-only handle for lookups, under read_mu */
     pthread_mutex_t read_mu;
-    pthread_mutex_t signer_mu;       /* the signer pointer and restarts */
-    signer_client_t *graveyard[256]; /* dead clients: freed last, callers may still hold them */
-    size_t ngrave;
+    pthread_mutex_t signer_mu; /* the signer pointer and restarts */
+    int cur_refs;              /* callers using is->signer right now */
+    struct {
+        signer_client_t *c; /* replaced after it died; freed when its last caller is done */
+        int refs;
+    } retired[64];
+    size_t nretired;
     pthread_mutex_t inflight_mu; /* registration IDs being issued right now */
     char (*inflight)[POLICY_MAX_REGID + 1];
     size_t ninflight, capinflight;
@@ -182,12 +186,6 @@ static int start_signer(issuer_t *is, char *err, size_t errlen)
     char path[PATH_MAX];
     int ret;
 
-    if (is->signer != NULL) {
-        if (is->ngrave == sizeof is->graveyard / sizeof is->graveyard[0])
-            return lc_seterr(LC_ERR_SIGNER, err, errlen, "signer restarted too often; giving up");
-        is->graveyard[is->ngrave++] = is->signer;
-        is->signer = NULL;
-    }
     ret = signer_client_spawn(issuer_signer_path(cfg, path, sizeof path), 0, cfg->signer_threads,
                               &is->signer, err, errlen);
     if (ret != LC_OK)
@@ -197,36 +195,95 @@ static int start_signer(issuer_t *is, char *err, size_t errlen)
     if (ret == LC_ERR_NOT_FOUND)
         ret = LC_ERR_HSM;
     if (ret != LC_OK && ret != LC_ERR_HSM) {
-        is->graveyard[is->ngrave++] = is->signer;
+        /* Never published to other threads (the caller holds signer_mu): free it now. */
+        signer_client_free(is->signer);
         is->signer = NULL;
     }
     return ret;
 }
 
-/* The current signer client (NULL if none could be started). */
+/*
+ * The signer client is shared by every issuing thread.  When it dies, one
+ * thread starts a new one; the dead one is retired and freed only when the
+ * last thread still holding it lets go (signer_put), so nobody ever calls
+ * into freed memory and nothing accumulates.
+ */
+
+/* The current signer client with a reference (NULL if none runs).  Release with signer_put(). */
 static signer_client_t *signer_get(issuer_t *is)
 {
     signer_client_t *c;
 
     pthread_mutex_lock(&is->signer_mu);
     c = is->signer;
+    if (c != NULL)
+        is->cur_refs++;
     pthread_mutex_unlock(&is->signer_mu);
     return c;
 }
 
-/* Replaces a dead signer client, unless another thread already did. */
+/* Drops a reference; returns a retired client that is now unused (to free), or NULL. */
+static signer_client_t *put_locked(issuer_t *is, signer_client_t *c)
+{
+    if (c == NULL)
+        return NULL;
+    if (c == is->signer) {
+        is->cur_refs--;
+        return NULL;
+    }
+    for (size_t i = 0; i < is->nretired; i++) {
+        if (is->retired[i].c == c) {
+            if (--is->retired[i].refs > 0)
+                return NULL;
+            is->retired[i] = is->retired[--is->nretired];
+            return c;
+        }
+    }
+    return NULL;
+}
+
+static void signer_put(issuer_t *is, signer_client_t *c)
+{
+    signer_client_t *dead;
+
+    pthread_mutex_lock(&is->signer_mu);
+    dead = put_locked(is, c);
+    pthread_mutex_unlock(&is->signer_mu);
+    signer_client_free(dead);
+}
+
+/*
+ * Replaces a dead signer client, unless another thread already did.  Takes
+ * over the caller's reference to `dead`; returns the new client with a
+ * reference (or NULL if none could be started).
+ */
 static signer_client_t *signer_restart(issuer_t *is, signer_client_t *dead, char *err,
                                        size_t errlen)
 {
-    signer_client_t *c;
+    signer_client_t *c, *unused = NULL, *old = NULL;
 
     pthread_mutex_lock(&is->signer_mu);
+    unused = put_locked(is, dead);
     if (is->signer == dead || is->signer == NULL) {
+        if (is->signer != NULL) {
+            if (is->cur_refs == 0)
+                old = is->signer;
+            else if (is->nretired < sizeof is->retired / sizeof is->retired[0]) {
+                is->retired[is->nretired].c = is->signer;
+                is->retired[is->nretired++].refs = is->cur_refs;
+            } /* else: 64 dead clients all still in use at once; it leaks, the station goes on */
+            is->signer = NULL;
+            is->cur_refs = 0;
+        }
         is->restarts++;
         start_signer(is, err, errlen);
     }
     c = is->signer;
+    if (c != NULL)
+        is->cur_refs++;
     pthread_mutex_unlock(&is->signer_mu);
+    signer_client_free(unused);
+    signer_client_free(old);
     return c;
 }
 
@@ -292,8 +349,8 @@ void issuer_free(issuer_t *is)
     if (is == NULL)
         return;
     signer_client_free(is->signer);
-    for (size_t i = 0; i < is->ngrave; i++)
-        signer_client_free(is->graveyard[i]);
+    for (size_t i = 0; i < is->nretired; i++)
+        signer_client_free(is->retired[i].c);
     writer_stop(is->writer); /* commits what is queued */
     audit_free(is->reader);
     free(is->inflight);
@@ -520,6 +577,7 @@ int issuer_probe(issuer_t *is, int *hsm_ok, uint64_t *signatures, unsigned *rest
         if (c != NULL)
             ret = signer_client_status(c, signatures, hsm_ok, err, errlen);
     }
+    signer_put(is, c);
     pthread_mutex_lock(&is->signer_mu);
     *restarts = is->restarts;
     *pid = is->signer != NULL ? (int)signer_client_pid(is->signer) : 0;
@@ -629,6 +687,7 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
             signer_client_issue(sc, req->line, der, der_len, serial, nb, na, &sr);
         }
     }
+    signer_put(is, sc);
     if (sr.kind == PROTO_REFUSED) {
         res->refusal.reason = sr.reason;
         snprintf(res->refusal.detail, sizeof res->refusal.detail, "%s", sr.detail);
@@ -784,6 +843,7 @@ int issuer_crl(issuer_t *is, const char *line, int next_update_hours, unsigned c
     sc = signer_get(is);
     ret = sc ? signer_client_call(sc, &m, &r, err, errlen)
              : lc_seterr(LC_ERR_SIGNER, err, errlen, "signer not running");
+    signer_put(is, sc);
     if (ret == LC_OK)
         ret = signer_client_result(&r, &sr);
     if (ret == LC_OK && sr.kind != PROTO_CERT)
@@ -860,6 +920,13 @@ int issuer_verification_cert(issuer_t *is, const char *line, const char *code, u
     *der_len = 0;
     if (find_line(is, line) == NULL)
         return lc_seterr(LC_ERR_CONFIG, err, errlen, "no line \"%s\"", line);
+    {
+        size_t n = strlen(code), hex = strspn(code, "0123456789abcdefABCDEF");
+        if (n < 16 || n > 64 || hex != n)
+            return lc_seterr(LC_ERR_USAGE, err, errlen,
+                             "verification code must be 16-64 hex digits (the CN it becomes "
+                             "holds at most 64)");
+    }
     if (make_csr(code, &csr, &csr_len) != 0 || profile_draw_serial(serial) != LC_OK)
         return lc_seterr(LC_ERR_CRYPTO, err, errlen, "cannot make the verification key");
     profile_serial_hex(serial, sizeof serial, serial_hex);
@@ -873,6 +940,7 @@ int issuer_verification_cert(issuer_t *is, const char *line, const char *code, u
     sc = signer_get(is);
     ret = sc ? signer_client_call(sc, &m, &r, err, errlen)
              : lc_seterr(LC_ERR_SIGNER, err, errlen, "signer not running");
+    signer_put(is, sc);
     if (ret == LC_OK)
         ret = signer_client_result(&r, &sr);
     if (ret == LC_OK && sr.kind != PROTO_CERT)
@@ -924,6 +992,7 @@ int issuer_bench_sign(issuer_t *is, const char *line, uint32_t count, int64_t *e
     proto_put_u32(&m, T_COUNT, count);
     ret = sc ? signer_client_call(sc, &m, &r, err, errlen)
              : lc_seterr(LC_ERR_SIGNER, err, errlen, "signer not running");
+    signer_put(is, sc);
     if (ret == LC_OK && r.type != PROTO_STATUS_REPLY) {
         signer_result_t sr;
         ret = signer_client_result(&r, &sr) == LC_OK

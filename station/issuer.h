@@ -110,7 +110,7 @@ int issuer_crl(issuer_t *is, const char *line, int next_update_hours, unsigned c
                size_t *der_len, uint64_t *number, char *err, size_t errlen);
 
 /*
- * The DPS proof-of-possession certificate for the line CA: CN = code (16-128
+ * The DPS proof-of-possession certificate for the line CA: CN = code (16-64
  * hex digits), an ephemeral key, 1 day, no EKU; audited (kind
  * "verification-cert") before it is returned.  serial_hex gets 33 bytes.
  * Returns LC_OK, LC_ERR_USAGE (bad code), LC_ERR_SIGNER/HSM or LC_ERR_AUDIT.

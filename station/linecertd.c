@@ -87,6 +87,12 @@ static void probe_audit(void)
     }
 }
 
+/* What this daemon last published per configured line (reset on reload). */
+static struct {
+    int64_t crl_seq;        /* audit seq of the "crl" row of the CRL we wrote */
+    int64_t next_update_ms; /* its nextUpdate */
+} g_published[CONFIG_MAX_LINES];
+
 /* Writes a file atomically (temporary name, fsync, rename). */
 static int write_file(const char *path, const void *data, size_t len)
 {
@@ -132,12 +138,19 @@ static void publish_crls(void)
             log_err("line %s: CRL not published: crl_dir path too long", lc->id);
             continue;
         }
+        /*
+         * Up to date means: this daemon published the line's CRL itself, after
+         * the line's last revocation, less than half its lifetime ago, and the
+         * file is still there.  A CRL made by hand (`linecert crl`) does not
+         * count: its nextUpdate and its publication are not ours.
+         */
         pthread_mutex_lock(&D.issue_lock);
         ret = issuer_crl_state(D.issuer, lc->id, &cs, err, sizeof err);
-        if (ret == LC_OK && cs.crl_seq != 0 && cs.last_revoked_seq < cs.crl_seq &&
-            now_ms < cs.next_update_ms - half && access(path, F_OK) == 0) {
+        if (ret == LC_OK && g_published[i].crl_seq != 0 &&
+            cs.last_revoked_seq < g_published[i].crl_seq &&
+            now_ms < g_published[i].next_update_ms - half && access(path, F_OK) == 0) {
             pthread_mutex_unlock(&D.issue_lock);
-            continue; /* up to date, and published */
+            continue;
         }
         if (ret == LC_OK)
             ret = issuer_crl(D.issuer, lc->id, D.cfg->crl_next_update_hours, &der, &len, &number,
@@ -147,10 +160,16 @@ static void publish_crls(void)
             snprintf(err, sizeof err, "cannot write %.200s: %s", path, strerror(errno));
             ret = LC_ERR_IO;
         }
-        if (ret == LC_OK)
+        if (ret == LC_OK) {
+            lifecycle_crl_state_t now_cs;
+            if (issuer_crl_state(D.issuer, lc->id, &now_cs, err, sizeof err) == LC_OK) {
+                g_published[i].crl_seq = now_cs.crl_seq;
+                g_published[i].next_update_ms =
+                    now_ms + (int64_t)D.cfg->crl_next_update_hours * 3600 * 1000;
+            }
             log_info("line %s: CRL #%llu published to %s", lc->id, (unsigned long long)number,
                      path);
-        else
+        } else
             log_err("line %s: CRL not published: %s", lc->id, err);
         free(der);
     }
@@ -216,6 +235,7 @@ static void reload(const char *path)
     D.issuer = NULL;
     config_free(D.cfg);
     D.cfg = cfg;
+    memset(g_published, 0, sizeof g_published); /* line indexes may have changed */
     if (start_station(err, sizeof err) != LC_OK)
         log_err("reload: %s (lines stay stopped until the next reload)", err);
     else

@@ -11,6 +11,19 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The reasons an operator may give for a device certificate (RFC 5280, docs/cli.md). */
+static int reason_allowed(const char *r)
+{
+    static const char *const ok[] = {
+        "unspecified", "keyCompromise",        "cACompromise",    "affiliationChanged",
+        "superseded",  "cessationOfOperation", "certificateHold", "privilegeWithdrawn"};
+
+    for (size_t i = 0; r != NULL && i < sizeof ok / sizeof ok[0]; i++)
+        if (strcmp(r, ok[i]) == 0)
+            return 1;
+    return 0;
+}
+
 int revoke_certificate(audit_t *a, const char *serial, const char *regid, const char *reason,
                        const char *actor, revoke_result_t *res, char *err, size_t errlen)
 {
@@ -21,8 +34,12 @@ int revoke_certificate(audit_t *a, const char *serial, const char *regid, const 
     int ret;
 
     memset(res, 0, sizeof *res);
-    if (profile_crl_reason(reason) < 0 || strcmp(reason, "removeFromCRL") == 0)
-        return lc_seterr(LC_ERR_USAGE, err, errlen, "unknown revocation reason \"%s\"", reason);
+    if (!reason_allowed(reason))
+        return lc_seterr(LC_ERR_USAGE, err, errlen,
+                         "unknown revocation reason \"%s\" (unspecified, keyCompromise, "
+                         "cACompromise, affiliationChanged, superseded, cessationOfOperation, "
+                         "certificateHold, privilegeWithdrawn)",
+                         reason);
     if (serial != NULL) {
         size_t n = strlen(serial);
         if (n == 0 || n >= sizeof upper)
@@ -32,7 +49,15 @@ int revoke_certificate(audit_t *a, const char *serial, const char *regid, const 
             upper[i] = (char)toupper((unsigned char)serial[i]);
         ret = audit_get_cert(a, upper, &info, NULL, NULL, err, errlen);
     } else {
+        /* The valid certificate; or, to report a repeated revocation, the latest one. */
         ret = audit_find_valid_regid(a, regid, &info, err, errlen);
+        if (ret == LC_ERR_NOT_FOUND &&
+            lifecycle_latest_by_regid(a, regid, upper, sizeof upper, err, errlen) == LC_OK &&
+            audit_get_cert(a, upper, &info, NULL, NULL, err, errlen) == LC_OK &&
+            strcmp(info.status, "revoked") != 0)
+            ret = LC_ERR_NOT_FOUND; /* superseded only: nothing valid to revoke */
+        else if (ret == LC_ERR_NOT_FOUND && info.serial[0] != '\0')
+            ret = LC_OK;
     }
     if (ret == LC_ERR_NOT_FOUND)
         return lc_seterr(ret, err, errlen, "no %scertificate with %s %s", serial ? "" : "valid ",
