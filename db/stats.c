@@ -46,6 +46,8 @@ enum stats_stmt {
     Q_LAST,
     Q_EVENTS_ALL,
     Q_EVENTS_LINE,
+    Q_EVENTS_ALL_FAST,
+    Q_EVENTS_LINE_FAST,
     Q__N
 };
 
@@ -64,15 +66,29 @@ static const char *const stats_sql[Q__N] = {
                       " WHERE line = ?1 AND ts_ms >= ?2 AND ts_ms < ?3 GROUP BY 1, 2",
     /* backwards on (line, ts_ms); '+kind' keeps the planner off the kind index */
     [Q_LAST] = "SELECT ts_ms, kind, registration_id, serial, reason FROM audit"
+               " INDEXED BY audit_line_ts"
                " WHERE line = ?1 AND +kind IN ('issued', 'reissued', 'refused', 'fault',"
                " 'redelivered') ORDER BY ts_ms DESC, seq DESC LIMIT 1",
-    /* The WHERE term matches the partial indexes' own (audit_events_ts/_line). */
+    /* Before schema 3: (kind, ts_ms) for each kind, then a sort. */
     [Q_EVENTS_ALL] = "SELECT seq, ts_ms, line, kind, registration_id, serial, reason, detail"
                      " FROM audit WHERE kind IN ('refused', 'fault')"
                      " ORDER BY ts_ms DESC, seq DESC LIMIT ?1",
     [Q_EVENTS_LINE] = "SELECT seq, ts_ms, line, kind, registration_id, serial, reason, detail"
                       " FROM audit WHERE kind IN ('refused', 'fault') AND line = ?2"
                       " ORDER BY ts_ms DESC, seq DESC LIMIT ?1",
+    /*
+     * Schema 3: the partial indexes hold only these rows, in this order, so
+     * the newest 50 are read directly.  INDEXED BY because the planner would
+     * otherwise prefer (kind, ts_ms) and sort every refusal and fault.
+     */
+    [Q_EVENTS_ALL_FAST] = "SELECT seq, ts_ms, line, kind, registration_id, serial, reason,"
+                          " detail FROM audit INDEXED BY audit_events_ts"
+                          " WHERE kind IN ('refused', 'fault')"
+                          " ORDER BY ts_ms DESC, seq DESC LIMIT ?1",
+    [Q_EVENTS_LINE_FAST] = "SELECT seq, ts_ms, line, kind, registration_id, serial, reason,"
+                           " detail FROM audit INDEXED BY audit_events_line"
+                           " WHERE kind IN ('refused', 'fault') AND line = ?2"
+                           " ORDER BY ts_ms DESC, seq DESC LIMIT ?1",
 };
 
 struct stats {
@@ -311,16 +327,18 @@ static int line_last(stats_t *s, stats_line_t *l, char *err, size_t errlen)
     return LC_OK;
 }
 
-static int events(stats_t *s, const stats_params_t *p, stats_result_t *res, char *err,
+static int events(stats_t *s, int fast, const stats_params_t *p, stats_result_t *res, char *err,
                   size_t errlen)
 {
     size_t max = p->max_events < STATS_MAX_EVENTS ? p->max_events : STATS_MAX_EVENTS;
+    enum stats_stmt id = p->event_line != NULL ? (fast ? Q_EVENTS_LINE_FAST : Q_EVENTS_LINE)
+                                               : (fast ? Q_EVENTS_ALL_FAST : Q_EVENTS_ALL);
     sqlite3_stmt *st;
     int rc;
 
     if (max == 0)
         return LC_OK;
-    if ((st = stmt(s, p->event_line != NULL ? Q_EVENTS_LINE : Q_EVENTS_ALL, err, errlen)) == NULL)
+    if ((st = stmt(s, id, err, errlen)) == NULL)
         return LC_ERR_AUDIT;
     sqlite3_bind_int64(st, 1, (int64_t)max);
     if (p->event_line != NULL)
@@ -390,7 +408,7 @@ int stats_query(stats_t *s, const stats_params_t *p, stats_result_t *res, char *
             (ret = line_last(s, l, err, errlen)) != LC_OK)
             goto out;
     }
-    if ((ret = events(s, p, res, err, errlen)) != LC_OK)
+    if ((ret = events(s, fast, p, res, err, errlen)) != LC_OK)
         goto out;
     ret = LC_OK;
 out:
