@@ -104,25 +104,6 @@ static void sleep_ms(int ms)
 
 /* ---- commands ----------------------------------------------------------- */
 
-/* Runs a shell command; returns its exit code, output in *out / *err if given. */
-static int run(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int run(char **out, char **err, const char *fmt, ...)
-{
-    va_list ap;
-    char *cmd = NULL;
-    int rc;
-
-    va_start(ap, fmt);
-    if (vasprintf(&cmd, fmt, ap) < 0)
-        cmd = NULL;
-    va_end(ap);
-    ck_assert_ptr_nonnull(cmd);
-    rc = tu_run(cmd, NULL, 0, out, err);
-    free(cmd);
-    return rc;
-}
-
 static void chomp(char *s)
 {
     size_t n = strlen(s);
@@ -144,7 +125,7 @@ static char *sql(const char *fmt, ...)
         q = NULL;
     va_end(ap);
     ck_assert_ptr_nonnull(q);
-    rc = run(&out, &err, "sqlite3 -batch -cmd '.timeout 5000' '%s' \"%s\"", db, q);
+    rc = tu_runf(&out, &err, "sqlite3 -batch -cmd '.timeout 5000' '%s' \"%s\"", db, q);
     ck_assert_msg(rc == 0, "sqlite3 \"%s\" failed (%d): %s", q, rc, err);
     chomp(out);
     free(q);
@@ -192,7 +173,7 @@ static char *daemon_log_tail(void)
 static void assert_audit_verifies(void)
 {
     char *out = NULL, *err = NULL;
-    int rc = run(&out, &err, "%s audit verify --config %s", bin_linecert, ini);
+    int rc = tu_runf(&out, &err, "%s audit verify --config %s", bin_linecert, ini);
 
     ck_assert_msg(rc == 0, "audit verify exit %d: %s%s", rc, out, err);
     ck_assert_msg(strncmp(out, "ok: ", 4) == 0, "audit verify said: %s", out);
@@ -418,7 +399,7 @@ static void setup_case(int nlines)
     snprintf(db, sizeof db, "%s/audit.db", pki);
     snprintf(jigdir, sizeof jigdir, "%s/jig", dir);
     ck_assert_int_eq(mkdir(jigdir, 0700), 0);
-    rc = run(NULL, &err, "%s pki init --dir %s --lines %d", bin_linecert, pki, nlines);
+    rc = tu_runf(NULL, &err, "%s pki init --dir %s --lines %d", bin_linecert, pki, nlines);
     ck_assert_msg(rc == 0, "pki init failed (%d): %s", rc, err);
     free(err);
 }
@@ -496,7 +477,7 @@ static void daemon_start(void)
             daemon_pid = 0;
             ck_abort_msg("linecertd exited at start (status %d): %s", status, daemon_log_tail());
         }
-        if (run(NULL, NULL, "%s status --config %s", bin_linecert, ini) == 0)
+        if (tu_runf(NULL, NULL, "%s status --config %s", bin_linecert, ini) == 0)
             return;
         ck_assert_msg(now_s() < until, "linecertd not ready after 30 s: %s", daemon_log_tail());
         sleep_ms(50);
@@ -531,7 +512,7 @@ static void daemon_stop_clean(void)
 static void status_json(char **st)
 {
     char *err = NULL;
-    int rc = run(st, &err, "%s status --config %s --json", bin_linecert, ini);
+    int rc = tu_runf(st, &err, "%s status --config %s --json", bin_linecert, ini);
 
     ck_assert_msg(rc == 0, "status exit %d: %s", rc, err);
     free(err);
@@ -1019,7 +1000,7 @@ static void plc_request(int port, const char *serial, uint16_t seq, int *result,
 static void leaf_thumbprint(const char *pem, char out[65])
 {
     char *o = NULL;
-    int rc = run(&o, NULL, "openssl x509 -in %s -outform DER | sha256sum", pem);
+    int rc = tu_runf(&o, NULL, "openssl x509 -in %s -outform DER | sha256sum", pem);
 
     ck_assert_msg(rc == 0 && strlen(o) >= 64, "cannot read %s", pem);
     memcpy(out, o, 64);
@@ -1133,14 +1114,14 @@ START_TEST(bulk_delivered_chains_verify)
             snprintf(serial, sizeof serial, "SN%d-%06d", line, counters[i]);
             snprintf(chain, sizeof chain, "%s/%s.chain.pem", jigdir, serial);
             ck_assert_msg(access(chain, R_OK) == 0, "the jig never stored %s", chain);
-            rc = run(&out, &err,
-                     "openssl verify -x509_strict -purpose sslclient -CAfile %s/root.pem "
-                     "-untrusted %s/factory.pem -untrusted %s/line-%d.pem %s",
-                     pki, pki, pki, line, chain);
+            rc = tu_runf(&out, &err,
+                         "openssl verify -x509_strict -purpose sslclient -CAfile %s/root.pem "
+                         "-untrusted %s/factory.pem -untrusted %s/line-%d.pem %s",
+                         pki, pki, pki, line, chain);
             ck_assert_msg(rc == 0, "openssl verify %s: %s %s", serial, out, err);
             free(out);
             free(err);
-            rc = run(&out, NULL, "openssl x509 -in %s -noout -subject", chain);
+            rc = tu_runf(&out, NULL, "openssl x509 -in %s -noout -subject", chain);
             ck_assert_int_eq(rc, 0);
             ck_assert_msg(strstr(out, serial) != NULL, "leaf of %s: %s", serial, out);
             free(out);
@@ -1363,7 +1344,7 @@ START_TEST(pause_answers_paused_and_resume_issues_again)
            now_s() < until)
         sleep_ms(50);
 
-    rc = run(&out, NULL, "%s pause --config %s --line 2", bin_linecert, ini);
+    rc = tu_runf(&out, NULL, "%s pause --config %s --line 2", bin_linecert, ini);
     ck_assert_msg(rc == 0, "pause exit %d: %s", rc, out);
     free(out);
     ck_assert_int_eq(wait_reg(s.port, 2, REG_STATION_STATE, STATE_PAUSED, 3), STATE_PAUSED);
@@ -1393,7 +1374,7 @@ START_TEST(pause_answers_paused_and_resume_issues_again)
                  first_paused),
         0);
 
-    rc = run(&out, NULL, "%s resume --config %s --line 2", bin_linecert, ini);
+    rc = tu_runf(&out, NULL, "%s resume --config %s --line 2", bin_linecert, ini);
     ck_assert_msg(rc == 0, "resume exit %d: %s", rc, out);
     free(out);
     resumed_at = sql_long("SELECT MAX(seq) FROM audit WHERE line = '2' AND kind = 'control'");

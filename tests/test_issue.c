@@ -16,25 +16,6 @@
 static char *dir;      /* the PKI of this test case */
 static char *linecert; /* path of the built CLI */
 
-/* Runs a command, returns its exit code; output kept in *out / *err if given. */
-static int run(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int run(char **out, char **err, const char *fmt, ...)
-{
-    va_list ap;
-    char *cmd = NULL;
-    int rc;
-
-    va_start(ap, fmt);
-    if (vasprintf(&cmd, fmt, ap) < 0)
-        cmd = NULL;
-    va_end(ap);
-    ck_assert_ptr_nonnull(cmd);
-    rc = tu_run(cmd, NULL, 0, out, err);
-    free(cmd);
-    return rc;
-}
-
 static void make_pki(const char *key_type)
 {
     char *err = NULL;
@@ -43,8 +24,8 @@ static void make_pki(const char *key_type)
     linecert = tu_build_path("linecert");
     dir = tu_mkdtemp("issue");
     ck_assert_ptr_nonnull(dir);
-    rc = run(NULL, &err, "%s pki init --dir %s/pki --lines 2 --key-type %s", linecert, dir,
-             key_type);
+    rc = tu_runf(NULL, &err, "%s pki init --dir %s/pki --lines 2 --key-type %s", linecert, dir,
+                 key_type);
     ck_assert_msg(rc == 0, "pki init failed (%d): %s", rc, err);
     free(err);
 }
@@ -80,22 +61,23 @@ static void make_csr(const char *name, const char *keyspec, const char *subject)
     int rc;
 
     if (strncmp(keyspec, "ec:", 3) == 0)
-        rc = run(NULL, &err,
-                 "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:%s -nodes -keyout "
-                 "%s/%s.key -subj '%s' -out %s/%s.csr",
-                 keyspec + 3, dir, name, subject, dir, name);
+        rc = tu_runf(NULL, &err,
+                     "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:%s -nodes -keyout "
+                     "%s/%s.key -subj '%s' -out %s/%s.csr",
+                     keyspec + 3, dir, name, subject, dir, name);
     else
-        rc = run(NULL, &err,
-                 "openssl req -new -newkey %s -nodes -keyout %s/%s.key -subj '%s' -out %s/%s.csr",
-                 keyspec, dir, name, subject, dir, name);
+        rc = tu_runf(
+            NULL, &err,
+            "openssl req -new -newkey %s -nodes -keyout %s/%s.key -subj '%s' -out %s/%s.csr",
+            keyspec, dir, name, subject, dir, name);
     ck_assert_msg(rc == 0, "openssl req: %s", err);
     free(err);
 }
 
 static int issue(const char *name, const char *extra, char **out, char **err)
 {
-    return run(out, err, "%s issue --config %s/pki/station.ini --line 1 --csr %s/%s.csr %s",
-               linecert, dir, dir, name, extra ? extra : "");
+    return tu_runf(out, err, "%s issue --config %s/pki/station.ini --line 1 --csr %s/%s.csr %s",
+                   linecert, dir, dir, name, extra ? extra : "");
 }
 
 static int count_certs(const char *pem)
@@ -114,29 +96,29 @@ static void issue_and_verify(const char *name, const char *keyspec, const char *
 
     snprintf(subject, sizeof subject, "/CN=%s", cn);
     make_csr(name, keyspec, subject);
-    rc = run(&out, &err,
-             "%s issue --config %s/pki/station.ini --line 1 --csr %s/%s.csr --out %s/%s.pem",
-             linecert, dir, dir, name, dir, name);
+    rc = tu_runf(&out, &err,
+                 "%s issue --config %s/pki/station.ini --line 1 --csr %s/%s.csr --out %s/%s.pem",
+                 linecert, dir, dir, name, dir, name);
     ck_assert_msg(rc == 0, "issue failed (%d): %s", rc, err);
     ck_assert_str_eq(out, ""); /* --out: nothing on stdout */
     free(out);
     free(err);
-    rc = run(&out, &err,
-             "openssl verify -x509_strict -purpose sslclient -CAfile %s/pki/root.pem "
-             "-untrusted %s/pki/factory.pem -untrusted %s/pki/line-1.pem %s/%s.pem",
-             dir, dir, dir, dir, name);
+    rc = tu_runf(&out, &err,
+                 "openssl verify -x509_strict -purpose sslclient -CAfile %s/pki/root.pem "
+                 "-untrusted %s/pki/factory.pem -untrusted %s/pki/line-1.pem %s/%s.pem",
+                 dir, dir, dir, dir, name);
     ck_assert_msg(rc == 0, "openssl verify: %s %s", out, err);
     free(out);
     free(err);
     /* GnuTLS walks the chain as delivered (leaf first) up to the root. */
-    rc = run(&out, &err,
-             "cat %s/%s.pem %s/pki/root.pem > %s/%s-full.pem && certtool --verify-chain "
-             "--infile %s/%s-full.pem",
-             dir, name, dir, dir, name, dir, name);
+    rc = tu_runf(&out, &err,
+                 "cat %s/%s.pem %s/pki/root.pem > %s/%s-full.pem && certtool --verify-chain "
+                 "--infile %s/%s-full.pem",
+                 dir, name, dir, dir, name, dir, name);
     ck_assert_msg(rc == 0, "certtool --verify-chain: %s %s", out, err);
     free(out);
     free(err);
-    rc = run(&out, NULL, "openssl x509 -in %s/%s.pem -noout -subject", dir, name);
+    rc = tu_runf(&out, NULL, "openssl x509 -in %s/%s.pem -noout -subject", dir, name);
     ck_assert_int_eq(rc, 0);
     ck_assert_msg(strstr(out, cn) != NULL, "subject %s lacks CN %s", out, cn);
     free(out);
@@ -184,7 +166,7 @@ START_TEST(line_key_type_sets_signature)
     const char *want = _i == 0 ? "ecdsa-with-SHA384" : "sha256WithRSAEncryption";
 
     issue_and_verify("k", "ec:P-256", "keytype-device");
-    ck_assert_int_eq(run(&out, NULL, "openssl x509 -in %s/k.pem -noout -text", dir), 0);
+    ck_assert_int_eq(tu_runf(&out, NULL, "openssl x509 -in %s/k.pem -noout -text", dir), 0);
     ck_assert_msg(strstr(out, want) != NULL, "expected %s", want);
     free(out);
 }
@@ -209,10 +191,10 @@ static void expect_refused(const char *name, const char *reason)
 static char *last_row(void)
 {
     char *out = NULL;
-    ck_assert_int_eq(run(&out, NULL,
-                         "sqlite3 %s/pki/audit.db \"SELECT kind||'|'||ifnull(reason,'') FROM "
-                         "audit ORDER BY seq DESC LIMIT 1\"",
-                         dir),
+    ck_assert_int_eq(tu_runf(&out, NULL,
+                             "sqlite3 %s/pki/audit.db \"SELECT kind||'|'||ifnull(reason,'') FROM "
+                             "audit ORDER BY seq DESC LIMIT 1\"",
+                             dir),
                      0);
     out[strcspn(out, "\n")] = '\0';
     return out;
@@ -233,9 +215,9 @@ START_TEST(refusals_are_audited)
     expect_refused("small", "key-type");
     make_csr("k521", "ec:P-521", "/CN=p521-key");
     expect_refused("k521", "key-type");
-    ck_assert_int_eq(run(NULL, NULL, "head -c 20000 /dev/zero > %s/big.csr", dir), 0);
+    ck_assert_int_eq(tu_runf(NULL, NULL, "head -c 20000 /dev/zero > %s/big.csr", dir), 0);
     expect_refused("big", "too-large");
-    ck_assert_int_eq(run(NULL, NULL, "echo 'not a csr' > %s/junk.csr", dir), 0);
+    ck_assert_int_eq(tu_runf(NULL, NULL, "echo 'not a csr' > %s/junk.csr", dir), 0);
     expect_refused("junk", "malformed");
     row = last_row();
     ck_assert_str_eq(row, "refused|malformed");
@@ -254,9 +236,10 @@ START_TEST(bad_signature_refused_by_signer)
         size_t len = 0;
         FILE *f;
 
-        ck_assert_int_eq(
-            run(NULL, NULL, "openssl req -in %s/sig.csr -outform DER -out %s/sig.der", dir, dir),
-            0);
+        ck_assert_int_eq(tu_runf(NULL, NULL,
+                                 "openssl req -in %s/sig.csr -outform DER -out %s/sig.der", dir,
+                                 dir),
+                         0);
         snprintf(path, sizeof path, "%s/sig.der", dir);
         der = tu_slurp(path, &len);
         ck_assert_ptr_nonnull(der);
@@ -288,10 +271,10 @@ START_TEST(duplicate_cn_case_insensitive_and_reissue)
     ck_assert_int_eq(issue("b", "--reissue --reason 'board replaced' --out /dev/null", NULL, &err),
                      0);
     free(err);
-    ck_assert_int_eq(run(&out, NULL,
-                         "sqlite3 %s/pki/audit.db \"SELECT status FROM certificates ORDER BY "
-                         "audit_seq\"",
-                         dir),
+    ck_assert_int_eq(tu_runf(&out, NULL,
+                             "sqlite3 %s/pki/audit.db \"SELECT status FROM certificates ORDER BY "
+                             "audit_seq\"",
+                             dir),
                      0);
     ck_assert_str_eq(out, "superseded\nvalid\n");
     free(out);
@@ -309,17 +292,17 @@ START_TEST(audit_verify_detects_edit)
     make_csr("v2", "ec:P-256", "/CN=verify-2");
     ck_assert_int_eq(issue("v1", "--out /dev/null", NULL, NULL), 0);
     ck_assert_int_eq(issue("v2", "--out /dev/null", NULL, NULL), 0);
-    ck_assert_int_eq(run(&out, NULL, "%s audit verify --config %s/pki/station.ini", linecert, dir),
-                     0);
+    ck_assert_int_eq(
+        tu_runf(&out, NULL, "%s audit verify --config %s/pki/station.ini", linecert, dir), 0);
     ck_assert_msg(strncmp(out, "ok: 2 rows, head ", 17) == 0, "%s", out);
     free(out);
-    ck_assert_int_eq(run(NULL, NULL,
-                         "sqlite3 %s/pki/audit.db \"UPDATE audit SET registration_id='forged' "
-                         "WHERE seq=1\"",
-                         dir),
+    ck_assert_int_eq(tu_runf(NULL, NULL,
+                             "sqlite3 %s/pki/audit.db \"UPDATE audit SET registration_id='forged' "
+                             "WHERE seq=1\"",
+                             dir),
                      0);
-    ck_assert_int_eq(run(&out, &err, "%s audit verify --config %s/pki/station.ini", linecert, dir),
-                     1);
+    ck_assert_int_eq(
+        tu_runf(&out, &err, "%s audit verify --config %s/pki/station.ini", linecert, dir), 1);
     ck_assert_msg(strstr(out, "row 1") != NULL, "%s", out);
     free(out);
     free(err);
@@ -332,13 +315,13 @@ START_TEST(token_gone_is_signer_failure)
     int rc;
 
     make_csr("t", "ec:P-256", "/CN=token-gone");
-    ck_assert_int_eq(run(NULL, NULL, "mv %s/pki/tokens %s/pki/tokens.away", dir, dir), 0);
+    ck_assert_int_eq(tu_runf(NULL, NULL, "mv %s/pki/tokens %s/pki/tokens.away", dir, dir), 0);
     rc = issue("t", NULL, &out, &err);
     ck_assert_msg(rc == 4, "expected 4, got %d: %s", rc, err);
     ck_assert_str_eq(out, "");
     free(out);
     free(err);
-    ck_assert_int_eq(run(NULL, NULL, "mv %s/pki/tokens.away %s/pki/tokens", dir, dir), 0);
+    ck_assert_int_eq(tu_runf(NULL, NULL, "mv %s/pki/tokens.away %s/pki/tokens", dir, dir), 0);
     ck_assert_int_eq(issue("t", "--out /dev/null", NULL, NULL), 0);
 }
 END_TEST
@@ -350,7 +333,7 @@ START_TEST(audit_store_failure_releases_nothing)
 
     make_csr("d", "ec:P-256", "/CN=no-audit");
     /* a directory where the database should be: SQLite cannot open it */
-    ck_assert_int_eq(run(NULL, NULL, "mkdir %s/pki/audit.db", dir), 0);
+    ck_assert_int_eq(tu_runf(NULL, NULL, "mkdir %s/pki/audit.db", dir), 0);
     rc = issue("d", NULL, &out, &err);
     ck_assert_msg(rc == 5, "expected 5, got %d: %s", rc, err);
     ck_assert_str_eq(out, "");
@@ -363,13 +346,13 @@ START_TEST(pki_init_refuses_overwrite)
 {
     char *err = NULL;
 
-    ck_assert_int_eq(run(NULL, &err, "%s pki init --dir %s/pki", linecert, dir), 2);
+    ck_assert_int_eq(tu_runf(NULL, &err, "%s pki init --dir %s/pki", linecert, dir), 2);
     ck_assert_msg(strstr(err, "--force") != NULL, "%s", err);
     free(err);
-    ck_assert_int_eq(run(NULL, NULL, "%s pki init --dir %s/pki --lines 1 --force", linecert, dir),
-                     0);
-    ck_assert_int_eq(run(NULL, NULL, "grep -c '^\\[line\\.' %s/pki/station.ini | grep -qx 1", dir),
-                     0);
+    ck_assert_int_eq(
+        tu_runf(NULL, NULL, "%s pki init --dir %s/pki --lines 1 --force", linecert, dir), 0);
+    ck_assert_int_eq(
+        tu_runf(NULL, NULL, "grep -c '^\\[line\\.' %s/pki/station.ini | grep -qx 1", dir), 0);
 }
 END_TEST
 
@@ -382,27 +365,30 @@ START_TEST(pki_init_files_and_ca_profile)
     snprintf(path, sizeof path, "%s/pki/pin", dir);
     ck_assert_int_eq(stat(path, &st), 0);
     ck_assert_int_eq(st.st_mode & 0777, 0600);
-    ck_assert_int_eq(run(&out, NULL, "openssl x509 -in %s/pki/line-2.pem -noout -text", dir), 0);
+    ck_assert_int_eq(tu_runf(&out, NULL, "openssl x509 -in %s/pki/line-2.pem -noout -text", dir),
+                     0);
     ck_assert_ptr_nonnull(strstr(out, "CA:TRUE, pathlen:0"));
     ck_assert_ptr_nonnull(strstr(out, "Certificate Sign, CRL Sign"));
     ck_assert_ptr_nonnull(strstr(out, "X509v3 Subject Key Identifier"));
     ck_assert_ptr_nonnull(strstr(out, "X509v3 Authority Key Identifier"));
     free(out);
-    ck_assert_int_eq(run(&out, NULL, "openssl x509 -in %s/pki/factory.pem -noout -text", dir), 0);
+    ck_assert_int_eq(tu_runf(&out, NULL, "openssl x509 -in %s/pki/factory.pem -noout -text", dir),
+                     0);
     ck_assert_ptr_nonnull(strstr(out, "CA:TRUE, pathlen:1"));
     free(out);
-    ck_assert_int_eq(run(&out, NULL, "openssl x509 -in %s/pki/root.pem -noout -text", dir), 0);
+    ck_assert_int_eq(tu_runf(&out, NULL, "openssl x509 -in %s/pki/root.pem -noout -text", dir), 0);
     ck_assert_ptr_nonnull(strstr(out, "CA:TRUE\n"));
     free(out);
-    ck_assert_int_eq(run(&out, NULL,
-                         "openssl verify -x509_strict -CAfile %s/pki/root.pem -untrusted "
-                         "%s/pki/factory.pem %s/pki/line-2.pem",
-                         dir, dir, dir),
+    ck_assert_int_eq(tu_runf(&out, NULL,
+                             "openssl verify -x509_strict -CAfile %s/pki/root.pem -untrusted "
+                             "%s/pki/factory.pem %s/pki/line-2.pem",
+                             dir, dir, dir),
                      0);
     free(out);
-    ck_assert_int_eq(run(NULL, NULL, "grep -c BEGIN %s/pki/line-2-chain.pem | grep -qx 3", dir), 0);
+    ck_assert_int_eq(tu_runf(NULL, NULL, "grep -c BEGIN %s/pki/line-2-chain.pem | grep -qx 3", dir),
+                     0);
     /* The private keys never left the token: no key material in DIR. */
-    ck_assert_int_eq(run(NULL, NULL, "grep -rl 'PRIVATE KEY' %s/pki", dir), 1);
+    ck_assert_int_eq(tu_runf(NULL, NULL, "grep -rl 'PRIVATE KEY' %s/pki", dir), 1);
 }
 END_TEST
 

@@ -38,25 +38,6 @@ static pid_t daemon_pid;
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* Runs a shell command, returns its exit code; output kept in *out / *err if given. */
-static int run(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int run(char **out, char **err, const char *fmt, ...)
-{
-    va_list ap;
-    char *cmd = NULL;
-    int rc;
-
-    va_start(ap, fmt);
-    if (vasprintf(&cmd, fmt, ap) < 0)
-        cmd = NULL;
-    va_end(ap);
-    ck_assert_ptr_nonnull(cmd);
-    rc = tu_run(cmd, NULL, 0, out, err);
-    free(cmd);
-    return rc;
-}
-
 /* Runs one SQL statement on the audit store with the sqlite3 CLI; returns its output, trimmed. */
 static char *sql(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -72,7 +53,7 @@ static char *sql(const char *fmt, ...)
         q = NULL;
     va_end(ap);
     ck_assert_ptr_nonnull(q);
-    rc = run(&out, &err, "sqlite3 %s/pki/audit.db \"%s\"", dir, q);
+    rc = tu_runf(&out, &err, "sqlite3 %s/pki/audit.db \"%s\"", dir, q);
     ck_assert_msg(rc == 0, "sqlite3 %s: %s", q, err);
     n = strlen(out);
     while (n > 0 && (out[n - 1] == '\n' || out[n - 1] == '\r'))
@@ -140,7 +121,7 @@ static char *ossl_field(const char *args, const char *opt, const char *key)
 {
     char *out = NULL, *v;
 
-    ck_assert_int_eq(run(&out, NULL, "openssl %s -noout %s", args, opt), 0);
+    ck_assert_int_eq(tu_runf(&out, NULL, "openssl %s -noout %s", args, opt), 0);
     v = value_after(out, key);
     ck_assert_msg(v != NULL, "no %s in: %s", key, out);
     free(out);
@@ -178,7 +159,8 @@ static unsigned long long crl_number(const char *path, int der)
 static char *crl_text(const char *path, int der)
 {
     char *out = NULL, *err = NULL;
-    int rc = run(&out, &err, "openssl crl %s-in %s -noout -text", der ? "-inform DER " : "", path);
+    int rc =
+        tu_runf(&out, &err, "openssl crl %s-in %s -noout -text", der ? "-inform DER " : "", path);
 
     ck_assert_msg(rc == 0, "openssl crl %s: %s", path, err);
     free(err);
@@ -206,10 +188,10 @@ static char *crl_entry(const char *text, const char *serial)
 static void make_csr(const char *name, const char *cn)
 {
     char *err = NULL;
-    int rc = run(NULL, &err,
-                 "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "
-                 "%s/%s.key -subj '/CN=%s' -out %s/%s.csr",
-                 dir, name, cn, dir, name);
+    int rc = tu_runf(NULL, &err,
+                     "openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "
+                     "%s/%s.key -subj '/CN=%s' -out %s/%s.csr",
+                     dir, name, cn, dir, name);
 
     ck_assert_msg(rc == 0, "openssl req: %s", err);
     free(err);
@@ -218,8 +200,8 @@ static void make_csr(const char *name, const char *cn)
 /* `linecert issue` of DIR/name.csr on line to DIR/name.pem; extra options may be NULL. */
 static int issue(const char *name, const char *line, const char *extra, char **err)
 {
-    return run(NULL, err, "%s issue --config %s --line %s --csr %s/%s.csr --out %s/%s.pem %s",
-               linecert, ini, line, dir, name, dir, name, extra ? extra : "");
+    return tu_runf(NULL, err, "%s issue --config %s --line %s --csr %s/%s.csr --out %s/%s.pem %s",
+                   linecert, ini, line, dir, name, dir, name, extra ? extra : "");
 }
 
 /* Issues a new certificate with CN = cn to DIR/name.pem; returns its serial (malloc'd). */
@@ -243,8 +225,8 @@ static char *issue_cert(const char *name, const char *cn, const char *line)
 static int revoke_serial(const char *serial, const char *reason, const char *extra, char **out,
                          char **err)
 {
-    return run(out, err, "%s revoke --config %s --serial %s --reason %s %s", linecert, ini, serial,
-               reason, extra ? extra : "");
+    return tu_runf(out, err, "%s revoke --config %s --serial %s --reason %s %s", linecert, ini,
+                   serial, reason, extra ? extra : "");
 }
 
 static void revoke_ok(const char *serial, const char *reason)
@@ -263,8 +245,8 @@ static char *make_crl(const char *line, const char *name, const char *extra)
     int rc;
 
     ck_assert_int_ge(asprintf(&path, "%s/%s", dir, name), 0);
-    rc = run(&out, &err, "%s crl --config %s --line %s --out %s %s", linecert, ini, line, path,
-             extra ? extra : "");
+    rc = tu_runf(&out, &err, "%s crl --config %s --line %s --out %s %s", linecert, ini, line, path,
+                 extra ? extra : "");
     ck_assert_msg(rc == 0, "crl failed (%d): %s", rc, err);
     free(out);
     free(err);
@@ -327,10 +309,11 @@ static void setup(void)
     ck_assert_ptr_nonnull(mkdtemp(dir));
     snprintf(ini, sizeof ini, "%s/pki/station.ini", dir);
     daemon_pid = 0;
-    rc = run(NULL, &err,
-             "cp -a %s/pki %s/pki && sed -i 's|^directories.tokendir = .*|directories.tokendir = "
-             "%s/pki/tokens|' %s/pki/softhsm2.conf",
-             template_dir, dir, dir, dir);
+    rc = tu_runf(
+        NULL, &err,
+        "cp -a %s/pki %s/pki && sed -i 's|^directories.tokendir = .*|directories.tokendir = "
+        "%s/pki/tokens|' %s/pki/softhsm2.conf",
+        template_dir, dir, dir, dir);
     ck_assert_msg(rc == 0, "copying the PKI failed (%d): %s", rc, err);
     free(err);
 }
@@ -457,10 +440,10 @@ START_TEST(crl_header_v2_issuer_number_aki)
     /* AKI keyIdentifier = the line CA's SKI */
     {
         char *out = NULL;
-        ck_assert_int_eq(run(&out, NULL,
-                             "openssl x509 -in %s/pki/line-1.pem -noout -ext subjectKeyIdentifier",
-                             dir),
-                         0);
+        ck_assert_int_eq(
+            tu_runf(&out, NULL,
+                    "openssl x509 -in %s/pki/line-1.pem -noout -ext subjectKeyIdentifier", dir),
+            0);
         ski = strstr(out, "Subject Key Identifier");
         ck_assert_msg(ski != NULL && strchr(ski, '\n') != NULL, "no SKI in %s", out);
         ski = strchr(ski, '\n') + strspn(strchr(ski, '\n'), " \n");
@@ -525,12 +508,14 @@ START_TEST(crl_signature_verifies_against_line_ca)
 
     revoke_ok(serial, "keyCompromise");
     path = make_crl("1", "line-1.crl", NULL);
-    rc = run(&out, &err, "openssl crl -in %s -noout -verify -CAfile %s/pki/line-1.pem", path, dir);
+    rc = tu_runf(&out, &err, "openssl crl -in %s -noout -verify -CAfile %s/pki/line-1.pem", path,
+                 dir);
     ck_assert_msg(rc == 0 && strstr(err, "verify OK") != NULL, "verify: %d %s %s", rc, out, err);
     free(out);
     free(err);
     /* and the check can fail: line 2's CA did not sign it */
-    rc = run(&out, &err, "openssl crl -in %s -noout -verify -CAfile %s/pki/line-2.pem", path, dir);
+    rc = tu_runf(&out, &err, "openssl crl -in %s -noout -verify -CAfile %s/pki/line-2.pem", path,
+                 dir);
     ck_assert_msg(rc != 0 || strstr(err, "verify OK") == NULL, "verified by line 2: %s", err);
     free(out);
     free(err);
@@ -548,18 +533,19 @@ START_TEST(crl_check_rejects_revoked_leaf)
 
     revoke_ok(bad, "keyCompromise");
     path = make_crl("1", "line-1.crl", NULL);
-    rc = run(&out, &err,
-             "openssl verify -crl_check -CAfile %s/pki/line-1-chain.pem -CRLfile %s %s/bad.pem",
-             dir, path, dir);
+    rc = tu_runf(&out, &err,
+                 "openssl verify -crl_check -CAfile %s/pki/line-1-chain.pem -CRLfile %s %s/bad.pem",
+                 dir, path, dir);
     ck_assert_msg(rc != 0, "revoked leaf verified: %s", out);
     ck_assert_msg(strstr(out, "certificate revoked") != NULL ||
                       strstr(err, "certificate revoked") != NULL,
                   "%s %s", out, err);
     free(out);
     free(err);
-    rc = run(&out, &err,
-             "openssl verify -crl_check -CAfile %s/pki/line-1-chain.pem -CRLfile %s %s/good.pem",
-             dir, path, dir);
+    rc =
+        tu_runf(&out, &err,
+                "openssl verify -crl_check -CAfile %s/pki/line-1-chain.pem -CRLfile %s %s/good.pem",
+                dir, path, dir);
     ck_assert_msg(rc == 0, "unrevoked leaf: %s %s", out, err);
     free(out);
     free(err);
@@ -664,10 +650,10 @@ START_TEST(revoke_by_registration_id_ignores_case)
     char *serial = issue_cert("d", "Device-Case-7", "1"), *out = NULL, *err = NULL, *v;
     int rc;
 
-    rc = run(&out, &err,
-             "%s revoke --config %s --registration-id DEVICE-case-7 --reason "
-             "keyCompromise",
-             linecert, ini);
+    rc = tu_runf(&out, &err,
+                 "%s revoke --config %s --registration-id DEVICE-case-7 --reason "
+                 "keyCompromise",
+                 linecert, ini);
     ck_assert_msg(rc == 0, "revoke: %d %s", rc, err);
     ck_assert_msg(strstr(out, serial) != NULL, "%s", out);
     v = sql("SELECT status FROM certificates WHERE serial = '%s'", serial);
@@ -685,13 +671,13 @@ START_TEST(revoke_by_registration_id_twice_is_reported)
     char *serial = issue_cert("d", "retry-device", "1"), *out = NULL, *err = NULL;
     int rc;
 
-    rc = run(NULL, NULL,
-             "%s revoke --config %s --registration-id retry-device --reason keyCompromise",
-             linecert, ini);
+    rc = tu_runf(NULL, NULL,
+                 "%s revoke --config %s --registration-id retry-device --reason keyCompromise",
+                 linecert, ini);
     ck_assert_int_eq(rc, 0);
-    rc = run(&out, &err,
-             "%s revoke --config %s --registration-id retry-device --reason keyCompromise",
-             linecert, ini);
+    rc = tu_runf(&out, &err,
+                 "%s revoke --config %s --registration-id retry-device --reason keyCompromise",
+                 linecert, ini);
     ck_assert_msg(rc == 0, "second revoke by registration ID: exit %d: %s", rc, err);
     ck_assert_msg(strstr(out, "already revoked") != NULL && strstr(out, serial) != NULL, "%s", out);
     ck_assert_int_eq(sql_int("SELECT count(*) FROM audit WHERE kind = 'revoked'"), 1);
@@ -731,10 +717,10 @@ START_TEST(revoke_unknown_serial_exit_2_nothing_written)
                   "%s", err);
     free(out);
     free(err);
-    rc = run(&out, &err,
-             "%s revoke --config %s --registration-id nobody-here --reason "
-             "keyCompromise",
-             linecert, ini);
+    rc = tu_runf(&out, &err,
+                 "%s revoke --config %s --registration-id nobody-here --reason "
+                 "keyCompromise",
+                 linecert, ini);
     ck_assert_int_eq(rc, 2);
     ck_assert_msg(strstr(err, "nobody-here") != NULL, "%s", err);
     free(out);
@@ -756,12 +742,12 @@ START_TEST(revoke_bad_reason_or_options_exit_2)
         free(err);
     }
     /* no --reason; both --serial and --registration-id */
-    ck_assert_int_eq(run(NULL, NULL, "%s revoke --config %s --serial %s", linecert, ini, serial),
-                     2);
-    ck_assert_int_eq(run(NULL, NULL,
-                         "%s revoke --config %s --serial %s --registration-id reason-device "
-                         "--reason keyCompromise",
-                         linecert, ini, serial),
+    ck_assert_int_eq(
+        tu_runf(NULL, NULL, "%s revoke --config %s --serial %s", linecert, ini, serial), 2);
+    ck_assert_int_eq(tu_runf(NULL, NULL,
+                             "%s revoke --config %s --serial %s --registration-id reason-device "
+                             "--reason keyCompromise",
+                             linecert, ini, serial),
                      2);
     ck_assert_int_eq(sql_int("SELECT count(*) FROM audit"), rows);
     v = sql("SELECT status FROM certificates WHERE serial = '%s'", serial);
@@ -790,7 +776,7 @@ START_TEST(revoke_needs_no_hsm)
 {
     char *serial = issue_cert("d", "no-hsm-device", "1"), *v;
 
-    ck_assert_int_eq(run(NULL, NULL, "mv %s/pki/tokens %s/pki/tokens.away", dir, dir), 0);
+    ck_assert_int_eq(tu_runf(NULL, NULL, "mv %s/pki/tokens %s/pki/tokens.away", dir, dir), 0);
     revoke_ok(serial, "keyCompromise");
     v = sql("SELECT status FROM certificates WHERE serial = '%s'", serial);
     ck_assert_str_eq(v, "revoked");
@@ -804,10 +790,10 @@ START_TEST(crl_without_token_exit_4)
     char *out = NULL, *err = NULL;
     int rc;
 
-    ck_assert_int_eq(run(NULL, NULL, "mv %s/pki/tokens %s/pki/tokens.away", dir, dir), 0);
-    rc = run(&out, &err, "%s crl --config %s --line 1 --out %s/x.crl", linecert, ini, dir);
+    ck_assert_int_eq(tu_runf(NULL, NULL, "mv %s/pki/tokens %s/pki/tokens.away", dir, dir), 0);
+    rc = tu_runf(&out, &err, "%s crl --config %s --line 1 --out %s/x.crl", linecert, ini, dir);
     ck_assert_msg(rc == 4, "exit %d: %s", rc, err);
-    ck_assert_int_eq(run(NULL, NULL, "test -e %s/x.crl", dir), 1);
+    ck_assert_int_eq(tu_runf(NULL, NULL, "test -e %s/x.crl", dir), 1);
     ck_assert_int_eq(sql_int("SELECT count(*) FROM audit WHERE kind = 'crl'"), 0);
     free(out);
     free(err);
@@ -877,9 +863,9 @@ END_TEST
 static void make_verification_cert(void)
 {
     char *out = NULL, *err = NULL;
-    int rc = run(&out, &err,
-                 "%s dps-verification-cert --config %s --line 1 --code %s --out %s/verify.pem",
-                 linecert, ini, CODE, dir);
+    int rc = tu_runf(&out, &err,
+                     "%s dps-verification-cert --config %s --line 1 --code %s --out %s/verify.pem",
+                     linecert, ini, CODE, dir);
 
     ck_assert_msg(rc == 0, "dps-verification-cert: %d %s", rc, err);
     free(out);
@@ -911,13 +897,13 @@ START_TEST(verification_cert_verifies_against_line_ca)
     int rc;
 
     make_verification_cert();
-    rc = run(&out, &err, "openssl verify -partial_chain -CAfile %s/pki/line-1.pem %s/verify.pem",
-             dir, dir);
+    rc = tu_runf(&out, &err,
+                 "openssl verify -partial_chain -CAfile %s/pki/line-1.pem %s/verify.pem", dir, dir);
     ck_assert_msg(rc == 0, "%s %s", out, err);
     free(out);
     free(err);
-    rc = run(&out, &err, "openssl verify -partial_chain -CAfile %s/pki/line-2.pem %s/verify.pem",
-             dir, dir);
+    rc = tu_runf(&out, &err,
+                 "openssl verify -partial_chain -CAfile %s/pki/line-2.pem %s/verify.pem", dir, dir);
     ck_assert_msg(rc != 0, "verified by the line 2 CA: %s", out);
     free(out);
     free(err);
@@ -930,7 +916,7 @@ START_TEST(verification_cert_no_eku_short_validity)
     time_t tb, ta;
 
     make_verification_cert();
-    ck_assert_int_eq(run(&text, NULL, "openssl x509 -in %s/verify.pem -noout -text", dir), 0);
+    ck_assert_int_eq(tu_runf(&text, NULL, "openssl x509 -in %s/verify.pem -noout -text", dir), 0);
     ck_assert_msg(strstr(text, "Extended Key Usage") == NULL, "has an EKU:\n%s", text);
     ck_assert_msg(strstr(text, "CA:FALSE") != NULL, "%s", text);
     free(text);
@@ -973,12 +959,12 @@ START_TEST(verification_cert_bad_code_exit_2)
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char *out = NULL, *err = NULL;
-        int rc = run(&out, &err,
-                     "%s dps-verification-cert --config %s --line 1 --code %s --out %s/bad.pem",
-                     linecert, ini, bad[i], dir);
+        int rc = tu_runf(&out, &err,
+                         "%s dps-verification-cert --config %s --line 1 --code %s --out %s/bad.pem",
+                         linecert, ini, bad[i], dir);
         ck_assert_msg(rc == 2, "code %s: exit %d %s", bad[i], rc, err);
         ck_assert_msg(strstr(err, "hex") != NULL, "code %s: %s", bad[i], err);
-        ck_assert_int_eq(run(NULL, NULL, "test -e %s/bad.pem", dir), 1);
+        ck_assert_int_eq(tu_runf(NULL, NULL, "test -e %s/bad.pem", dir), 1);
         free(out);
         free(err);
     }
@@ -999,9 +985,9 @@ START_TEST(verification_cert_long_code_is_not_hsm_failure)
     for (int i = 0; i < 80; i++)
         code[i] = "0123456789ABCDEF"[i % 16];
     code[80] = '\0';
-    rc =
-        run(&out, &err, "%s dps-verification-cert --config %s --line 1 --code %s --out %s/long.pem",
-            linecert, ini, code, dir);
+    rc = tu_runf(&out, &err,
+                 "%s dps-verification-cert --config %s --line 1 --code %s --out %s/long.pem",
+                 linecert, ini, code, dir);
     ck_assert_msg(rc == 0 || rc == 2, "80-digit code: exit %d: %s", rc, err);
     if (rc == 0) {
         char *subject = cert_field("long.pem", "-subject -nameopt RFC2253", "subject=");
@@ -1042,8 +1028,8 @@ static char *csv_row(const char *csv, const char *serial, char *f[7])
 static char *export_enrollments(const char *format)
 {
     char *out = NULL, *err = NULL;
-    int rc = run(&out, &err, "%s export enrollments --config %s --line 1%s%s", linecert, ini,
-                 format ? " --format " : "", format ? format : "");
+    int rc = tu_runf(&out, &err, "%s export enrollments --config %s --line 1%s%s", linecert, ini,
+                     format ? " --format " : "", format ? format : "");
 
     ck_assert_msg(rc == 0, "export: %d %s", rc, err);
     free(err);
@@ -1176,7 +1162,7 @@ START_TEST(export_chain_has_line_factory_root)
     char *out = NULL, *err = NULL, path[600], *chain;
     int n = 0, rc;
 
-    rc = run(&out, &err, "%s export chain --config %s --line 1", linecert, ini);
+    rc = tu_runf(&out, &err, "%s export chain --config %s --line 1", linecert, ini);
     ck_assert_msg(rc == 0, "%s", err);
     for (const char *p = out; (p = strstr(p, "-----BEGIN CERTIFICATE-----")) != NULL; p++)
         n++;
@@ -1192,7 +1178,7 @@ START_TEST(export_chain_has_line_factory_root)
     snprintf(path, sizeof path, "%s/pki/line-1.pem", dir);
     chain = tu_slurp(path, NULL);
     ck_assert_ptr_nonnull(chain);
-    ck_assert_int_eq(run(&out, NULL, "%s export chain --config %s --line 1", linecert, ini), 0);
+    ck_assert_int_eq(tu_runf(&out, NULL, "%s export chain --config %s --line 1", linecert, ini), 0);
     ck_assert_int_eq(strncmp(out, chain, strlen(chain)), 0);
     free(chain);
     free(out);
@@ -1219,7 +1205,7 @@ START_TEST(audit_log_verifies_after_lifecycle)
     rows = sql_int("SELECT count(*) FROM audit");
     /* issued x2, revoked, crl x2, verification-cert, reissued + revoked, crl */
     ck_assert_int_eq(rows, 9);
-    ck_assert_int_eq(run(&out, &err, "%s audit verify --config %s", linecert, ini), 0);
+    ck_assert_int_eq(tu_runf(&out, &err, "%s audit verify --config %s", linecert, ini), 0);
     snprintf(want, sizeof want, "ok: %lld rows, head ", rows);
     ck_assert_msg(strncmp(out, want, strlen(want)) == 0, "%s %s", out, err);
     free(out);
@@ -1227,7 +1213,7 @@ START_TEST(audit_log_verifies_after_lifecycle)
     /* and it still catches an edit of a lifecycle row */
     p = sql("UPDATE audit SET reason = 'unspecified' WHERE kind = 'revoked' AND serial = '%s'", a);
     free(p);
-    ck_assert_int_eq(run(&out, &err, "%s audit verify --config %s", linecert, ini), 1);
+    ck_assert_int_eq(tu_runf(&out, &err, "%s audit verify --config %s", linecert, ini), 1);
     free(out);
     free(err);
     free(a);
@@ -1349,10 +1335,10 @@ START_TEST(daemon_publishes_crl_after_revocation)
     ck_assert_msg(strstr(e, "Key Compromise") != NULL, "%s", e);
     free(e);
     free(text);
-    ck_assert_int_eq(run(NULL, NULL,
-                         "openssl crl -inform DER -in %s -noout -verify -CAfile %s/pki/line-1.pem",
-                         p1, dir),
-                     0);
+    ck_assert_int_eq(
+        tu_runf(NULL, NULL,
+                "openssl crl -inform DER -in %s -noout -verify -CAfile %s/pki/line-1.pem", p1, dir),
+        0);
     daemon_stop();
     free(p1);
     free(p2);

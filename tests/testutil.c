@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,6 +145,23 @@ int tu_run(const char *cmd, const char *in, size_t in_len, char **out, char **er
     if (!WIFEXITED(status))
         return -1;
     return WEXITSTATUS(status);
+}
+
+int tu_runf(char **out, char **err, const char *fmt, ...)
+{
+    va_list ap;
+    char *cmd = NULL;
+    int rc;
+
+    va_start(ap, fmt);
+    if (vasprintf(&cmd, fmt, ap) < 0)
+        cmd = NULL;
+    va_end(ap);
+    if (cmd == NULL)
+        return -1;
+    rc = tu_run(cmd, NULL, 0, out, err);
+    free(cmd);
+    return rc;
 }
 
 char *tu_slurp(const char *path, size_t *len)

@@ -21,6 +21,12 @@ void tu_rmtree(const char *path);
  */
 int tu_run(const char *cmd, const char *in, size_t in_len, char **out, char **err);
 
+/*
+ * Like tu_run() for a printf-formatted command, with nothing on stdin.
+ * Returns the exit status, or -1 if the command could not be formatted or run.
+ */
+int tu_runf(char **out, char **err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 /* Reads a whole file; returns malloc'd bytes (NUL-terminated) or NULL. */
 char *tu_slurp(const char *path, size_t *len);
 
