@@ -100,30 +100,40 @@ void der_put_raw(der_buf_t *b, const void *p, size_t n)
     b->len += n;
 }
 
+/*
+ * Encodes an identifier octet and a minimal definite length into h (at most
+ * 5 bytes).  Returns the header length, or 0 for lengths of 2^24 and more,
+ * which der_next() would not read back.
+ */
+static size_t encode_header(unsigned char h[5], unsigned tag, size_t n)
+{
+    size_t hl = 0;
+
+    if (n >= 0x1000000)
+        return 0;
+    h[hl++] = (unsigned char)tag;
+    if (n >= 0x10000)
+        h[hl++] = 0x83;
+    else if (n >= 0x100)
+        h[hl++] = 0x82;
+    else if (n >= 0x80)
+        h[hl++] = 0x81;
+    if (n >= 0x10000)
+        h[hl++] = (unsigned char)(n >> 16);
+    if (n >= 0x100)
+        h[hl++] = (unsigned char)(n >> 8);
+    h[hl++] = (unsigned char)n;
+    return hl;
+}
+
 static void put_header(der_buf_t *b, unsigned tag, size_t n)
 {
     unsigned char h[5];
-    size_t hl = 0;
+    size_t hl = encode_header(h, tag, n);
 
-    if (n >= 0x1000000) { /* larger than anything we read back (der_next) */
+    if (hl == 0) {
         b->failed = 1;
         return;
-    }
-    h[hl++] = (unsigned char)tag;
-    if (n < 0x80) {
-        h[hl++] = (unsigned char)n;
-    } else if (n < 0x100) {
-        h[hl++] = 0x81;
-        h[hl++] = (unsigned char)n;
-    } else if (n < 0x10000) {
-        h[hl++] = 0x82;
-        h[hl++] = (unsigned char)(n >> 8);
-        h[hl++] = (unsigned char)n;
-    } else {
-        h[hl++] = 0x83;
-        h[hl++] = (unsigned char)(n >> 16);
-        h[hl++] = (unsigned char)(n >> 8);
-        h[hl++] = (unsigned char)n;
     }
     der_put_raw(b, h, hl);
 }
@@ -150,9 +160,8 @@ void der_begin(der_buf_t *b, unsigned tag)
 
 void der_end(der_buf_t *b)
 {
-    size_t start, body, n;
+    size_t start, body, n, hl;
     unsigned char h[5];
-    size_t hl = 0;
 
     if (b->failed || b->depth == 0) {
         b->failed = 1;
@@ -161,22 +170,8 @@ void der_end(der_buf_t *b)
     start = b->stack[--b->depth];
     body = start + 5;
     n = b->len - body;
-    h[hl++] = b->p[start];
-    if (n < 0x80) {
-        h[hl++] = (unsigned char)n;
-    } else if (n < 0x100) {
-        h[hl++] = 0x81;
-        h[hl++] = (unsigned char)n;
-    } else if (n < 0x10000) {
-        h[hl++] = 0x82;
-        h[hl++] = (unsigned char)(n >> 8);
-        h[hl++] = (unsigned char)n;
-    } else if (n < 0x1000000) {
-        h[hl++] = 0x83;
-        h[hl++] = (unsigned char)(n >> 16);
-        h[hl++] = (unsigned char)(n >> 8);
-        h[hl++] = (unsigned char)n;
-    } else {
+    hl = encode_header(h, b->p[start], n);
+    if (hl == 0) {
         b->failed = 1;
         return;
     }

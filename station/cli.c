@@ -930,6 +930,25 @@ out:
     return ret;
 }
 
+/* Every subcommand: its name on the command line and the function that runs it. */
+static const struct {
+    const char *name;
+    int (*run)(int argc, char **argv);
+} COMMANDS[] = {
+    {"pki", cmd_pki},
+    {"issue", cmd_issue},
+    {"audit", cmd_audit},
+    {"revoke", cmd_revoke},
+    {"crl", cmd_crl},
+    {"dps-verification-cert", cmd_verification_cert},
+    {"dps-check", cmd_dps_check},
+    {"export", cmd_export},
+    {"bench", cmd_bench},
+    {"status", cmd_status},
+    {"pause", cmd_line_control},
+    {"resume", cmd_line_control},
+};
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -945,27 +964,8 @@ int main(int argc, char **argv)
         printf("linecert %s\n", LINECERT_VERSION);
         return 0;
     }
-    if (strcmp(argv[1], "pki") == 0)
-        return cmd_pki(argc - 1, argv + 1);
-    if (strcmp(argv[1], "issue") == 0)
-        return cmd_issue(argc - 1, argv + 1);
-    if (strcmp(argv[1], "audit") == 0)
-        return cmd_audit(argc - 1, argv + 1);
-    if (strcmp(argv[1], "revoke") == 0)
-        return cmd_revoke(argc - 1, argv + 1);
-    if (strcmp(argv[1], "crl") == 0)
-        return cmd_crl(argc - 1, argv + 1);
-    if (strcmp(argv[1], "dps-verification-cert") == 0)
-        return cmd_verification_cert(argc - 1, argv + 1);
-    if (strcmp(argv[1], "export") == 0)
-        return cmd_export(argc - 1, argv + 1);
-    if (strcmp(argv[1], "bench") == 0)
-        return cmd_bench(argc - 1, argv + 1);
-    if (strcmp(argv[1], "dps-check") == 0)
-        return cmd_dps_check(argc - 1, argv + 1);
-    if (strcmp(argv[1], "status") == 0)
-        return cmd_status(argc - 1, argv + 1);
-    if (strcmp(argv[1], "pause") == 0 || strcmp(argv[1], "resume") == 0)
-        return cmd_line_control(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof COMMANDS / sizeof COMMANDS[0]; i++)
+        if (strcmp(argv[1], COMMANDS[i].name) == 0)
+            return COMMANDS[i].run(argc - 1, argv + 1);
     return usage_error("unknown command \"%s\"", argv[1]);
 }

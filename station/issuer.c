@@ -781,6 +781,30 @@ out:
     return ret;
 }
 
+/*
+ * One request whose answer must be a CERT frame (a CRL, a verification
+ * certificate): sends m, fills *sr (caller frees sr->der).  Returns LC_OK, or
+ * the signer's error code with its message.
+ */
+static int signer_expect_cert(issuer_t *is, proto_msg_t *m, signer_result_t *sr, char *err,
+                              size_t errlen)
+{
+    signer_client_t *sc = signer_get(is);
+    proto_msg_t r = {0};
+    int ret;
+
+    memset(sr, 0, sizeof *sr);
+    ret = sc ? signer_client_call(sc, m, &r, err, errlen)
+             : lc_seterr(LC_ERR_SIGNER, err, errlen, "signer not running");
+    signer_put(is, sc);
+    if (ret == LC_OK)
+        ret = signer_client_result(&r, sr);
+    if (ret == LC_OK && sr->kind != PROTO_CERT)
+        ret = lc_seterr(sr->err ? sr->err : LC_ERR_SIGNER, err, errlen, "%s", sr->detail);
+    proto_free(&r);
+    return ret;
+}
+
 /* Parses uppercase/lowercase hex into big-endian bytes; returns the length or -1. */
 static int hex_bytes(const char *hex, unsigned char *out, size_t cap)
 {
@@ -800,11 +824,10 @@ static int hex_bytes(const char *hex, unsigned char *out, size_t cap)
 int issuer_crl(issuer_t *is, const char *line, int next_update_hours, unsigned char **der,
                size_t *der_len, uint64_t *number, char *err, size_t errlen)
 {
-    signer_client_t *sc;
     lifecycle_revoked_t *rev = NULL;
     lifecycle_crl_state_t cs;
     size_t n = 0;
-    proto_msg_t m = {0}, r = {0};
+    proto_msg_t m = {0};
     signer_result_t sr = {0};
     audit_entry_t e;
     char num_hex[17], detail[200], thumb[65];
@@ -840,14 +863,7 @@ int issuer_crl(issuer_t *is, const char *line, int next_update_hours, unsigned c
         entry[8] = (unsigned char)(reason > 0 ? reason : 0);
         proto_put(&m, T_CRL_ENTRY, entry, 9 + (size_t)sl);
     }
-    sc = signer_get(is);
-    ret = sc ? signer_client_call(sc, &m, &r, err, errlen)
-             : lc_seterr(LC_ERR_SIGNER, err, errlen, "signer not running");
-    signer_put(is, sc);
-    if (ret == LC_OK)
-        ret = signer_client_result(&r, &sr);
-    if (ret == LC_OK && sr.kind != PROTO_CERT)
-        ret = lc_seterr(sr.err ? sr.err : LC_ERR_SIGNER, err, errlen, "%s", sr.detail);
+    ret = signer_expect_cert(is, &m, &sr, err, errlen);
     if (ret != LC_OK)
         goto out;
     /* The CRL is audited: its number comes from the log, so numbering survives restarts. */
@@ -874,7 +890,6 @@ out:
     free(sr.der);
     free(rev);
     proto_free(&m);
-    proto_free(&r);
     return ret;
 }
 
@@ -906,10 +921,9 @@ static int make_csr(const char *cn, unsigned char **der, size_t *len)
 int issuer_verification_cert(issuer_t *is, const char *line, const char *code, unsigned char **der,
                              size_t *der_len, char *serial_hex, char *err, size_t errlen)
 {
-    signer_client_t *sc;
     unsigned char *csr = NULL, serial[PROFILE_SERIAL_LEN];
     size_t csr_len = 0;
-    proto_msg_t m = {0}, r = {0};
+    proto_msg_t m = {0};
     signer_result_t sr = {0};
     audit_entry_t e;
     char thumb[65], detail[200];
@@ -937,17 +951,9 @@ int issuer_verification_cert(issuer_t *is, const char *line, const char *code, u
     proto_put(&m, T_SERIAL, serial, sizeof serial);
     proto_put_i64(&m, T_NOT_BEFORE, now - 300);
     proto_put_i64(&m, T_NOT_AFTER, now + 86400);
-    sc = signer_get(is);
-    ret = sc ? signer_client_call(sc, &m, &r, err, errlen)
-             : lc_seterr(LC_ERR_SIGNER, err, errlen, "signer not running");
-    signer_put(is, sc);
-    if (ret == LC_OK)
-        ret = signer_client_result(&r, &sr);
-    if (ret == LC_OK && sr.kind != PROTO_CERT)
-        ret = lc_seterr(sr.err == LC_ERR_PROTOCOL ? LC_ERR_USAGE
-                        : sr.err                  ? sr.err
-                                                  : LC_ERR_SIGNER,
-                        err, errlen, "%s", sr.detail);
+    ret = signer_expect_cert(is, &m, &sr, err, errlen);
+    if (ret == LC_ERR_PROTOCOL) /* the signer judged the request: a usage error */
+        ret = LC_ERR_USAGE;
     if (ret != LC_OK)
         goto out;
     issuer_sha256_hex(sr.der, sr.der_len, thumb);
@@ -971,7 +977,6 @@ out:
     free(sr.der);
     OPENSSL_free(csr);
     proto_free(&m);
-    proto_free(&r);
     return ret;
 }
 
