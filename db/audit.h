@@ -142,6 +142,28 @@ int audit_serial_free(audit_t *a, const char *serial, char *err, size_t errlen);
  */
 int audit_verify(audit_t *a, audit_verify_result_t *res, char *err, size_t errlen);
 
+/*
+ * Called once per audit row after its hash and link have verified, in seq
+ * order, from the thread that called audit_verify_rows().  The row's strings
+ * are NUL-terminated or NULL and valid only during the call; seq, ts_ms,
+ * prev_hash and hash are filled.  Return 0 to go on; non-zero stops
+ * verification: the row becomes first_bad_seq and `problem` (which the
+ * callback fills, NUL-terminated, at most plen bytes) becomes the result's
+ * problem; audit_verify_rows() then returns LC_ERR_TAMPERED as for any other
+ * verification failure.
+ */
+typedef int (*audit_row_fn)(void *ctx, const audit_row_t *row, char *problem, size_t plen);
+
+/*
+ * audit_verify() with a per-row callback (fn may be NULL: then it is
+ * audit_verify()).  A row the callback rejects is not counted in res->rows
+ * and res->head stays the hash of the row before it, as for a row whose hash
+ * does not verify.  The certificate cross-check still runs, and a lower bad
+ * seq found there wins, as always.  Same return values as audit_verify().
+ */
+int audit_verify_rows(audit_t *a, audit_verify_result_t *res, audit_row_fn fn, void *ctx, char *err,
+                      size_t errlen);
+
 enum audit_export_format { AUDIT_EXPORT_CSV, AUDIT_EXPORT_JSONL };
 
 /*

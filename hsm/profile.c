@@ -299,13 +299,27 @@ void profile_issuer_clear(profile_issuer_t *iss)
     memset(iss, 0, sizeof *iss);
 }
 
+/*
+ * 48 bits of Unix milliseconds, then 80 bits from the CSPRNG.  The time
+ * prefix makes each new serial land at the end of the store's serial index,
+ * not at a random leaf of a 10-million-row B-tree that is often not in
+ * memory (docs/benchmarks.md, large log); 80 random bits keep serials
+ * unpredictable (RFC 5280 practice asks for at least 64).  The first octet
+ * is 0x01 until the year 10889, so the serial is positive and 16 octets long.
+ */
 int profile_draw_serial(unsigned char serial[PROFILE_SERIAL_LEN])
 {
-    do {
-        if (RAND_priv_bytes(serial, PROFILE_SERIAL_LEN) != 1)
-            return LC_ERR_CRYPTO;
-        serial[0] &= 0x7f;
-    } while (serial[0] == 0);
+    struct timespec ts;
+    uint64_t ms;
+
+    if (clock_gettime(CLOCK_REALTIME, &ts) != 0 ||
+        RAND_priv_bytes(serial + 6, PROFILE_SERIAL_LEN - 6) != 1)
+        return LC_ERR_CRYPTO;
+    ms = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    for (int i = 0; i < 6; i++)
+        serial[i] = (unsigned char)(ms >> (40 - 8 * i));
+    if (serial[0] == 0 || (serial[0] & 0x80)) /* a clock before 1978 or far in the future */
+        return LC_ERR_CRYPTO;
     return LC_OK;
 }
 

@@ -6,11 +6,14 @@
  * a second SQLite connection, behind the store handle's back.
  */
 #include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/evp.h>
 #include <sqlite3.h>
@@ -600,6 +603,245 @@ START_TEST(test_verify_detects_replaced_cert_der)
 }
 END_TEST
 
+/* Refuses every new SQLite connection while installed, and counts them. */
+static int refused_conns;
+
+static int refuse_conn(sqlite3 *db, const char **errmsg, const struct sqlite3_api_routines *api)
+{
+    (void)db;
+    (void)api;
+    refused_conns++;
+    *errmsg = sqlite3_mprintf("refused by the test");
+    return SQLITE_ERROR;
+}
+
+START_TEST(test_verify_without_second_connection)
+{
+    struct tcert c;
+    audit_entry_t e;
+    audit_verify_result_t res;
+
+    tcert_init(&c, "0A01", "L1", "dev-1", NULL);
+    e = ev_cert("issued", &c);
+    open_rw();
+    append_plain(2);
+    append_ok(&e, 1);
+    /* No second connection: the certificates are checked on the store's own. */
+    refused_conns = 0;
+    ck_assert_int_eq(sqlite3_auto_extension((void (*)(void))refuse_conn), SQLITE_OK);
+    ck_assert_msg(verify(&res) == LC_OK, "%s", terr);
+    ck_assert_int_eq(res.rows, 3);
+    ck_assert_str_eq(res.head, e.row.hash);
+    ck_assert_int_ge(refused_conns, 1); /* the second connection was tried */
+    sqlite3_cancel_auto_extension((void (*)(void))refuse_conn);
+    cli("UPDATE certificates SET der = X'3082' WHERE serial = '0A01'");
+    ck_assert_int_eq(sqlite3_auto_extension((void (*)(void))refuse_conn), SQLITE_OK);
+    ck_assert_int_eq(verify(&res), LC_ERR_TAMPERED);
+    sqlite3_cancel_auto_extension((void (*)(void))refuse_conn);
+    ck_assert_int_eq(res.first_bad_seq, 3);
+    ck_assert_ptr_nonnull(strstr(res.problem, "certificate replaced"));
+}
+END_TEST
+
+START_TEST(test_verify_reads_the_open_file_after_chdir)
+{
+    struct tcert c;
+    audit_entry_t e;
+    audit_verify_result_t res;
+    char *other = NULL, *cmd = NULL, cwd[4096];
+    audit_t *rel = NULL;
+
+    tcert_init(&c, "0A01", "L1", "dev-1", NULL);
+    e = ev_cert("issued", &c);
+    open_rw();
+    append_ok(&e, 1);
+    audit_free(ta);
+    ta = NULL;
+    /* Another store of the same name elsewhere, with its certificate replaced. */
+    ck_assert_int_ge(asprintf(&other, "%s/other", tdir), 0);
+    ck_assert_int_eq(mkdir(other, 0700), 0);
+    ck_assert_int_ge(asprintf(&cmd,
+                              "cp %s %s/audit.db && sqlite3 %s/audit.db \"UPDATE"
+                              " certificates SET der = X'3082'\"",
+                              tpath, other, other),
+                     0);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_ptr_nonnull(getcwd(cwd, sizeof cwd));
+    ck_assert_int_eq(chdir(tdir), 0);
+    ck_assert_msg(audit_open("audit.db", AUDIT_READONLY, &rel, terr, sizeof terr) == LC_OK, "%s",
+                  terr);
+    /* verify's other connection and its prefetch must read the file this handle has open. */
+    ck_assert_int_eq(chdir(other), 0);
+    ck_assert_msg(audit_verify(rel, &res, terr, sizeof terr) == LC_OK, "%s", terr);
+    ck_assert_int_eq(res.rows, 1);
+    ck_assert_int_eq(chdir(cwd), 0);
+    audit_free(rel);
+    free(cmd);
+    free(other);
+}
+END_TEST
+
+/* A station appending certificates on its own handle until told to stop. */
+struct appender {
+    const char *path;
+    atomic_int stop;
+    int batches;
+    int ret;
+    char err[512];
+};
+
+static void *append_loop(void *arg)
+{
+    struct appender *ap = arg;
+    audit_t *a = NULL;
+
+    ap->ret = audit_open(ap->path, AUDIT_READWRITE, &a, ap->err, sizeof ap->err);
+    for (int i = 0; ap->ret == LC_OK && !atomic_load(&ap->stop) && i < 2000; i++) {
+        struct tcert c[4];
+        audit_entry_t e[5];
+        char serial[32], regid[32];
+
+        for (int k = 0; k < 4; k++) {
+            snprintf(serial, sizeof serial, "%04X%02X", i, k);
+            snprintf(regid, sizeof regid, "dev-%d-%d", i, k);
+            tcert_init(&c[k], serial, "L2", regid, NULL);
+            e[k] = ev_cert("issued", &c[k]);
+        }
+        e[4] = ev("refused", "L2", 0, "cn-invalid");
+        ap->ret = audit_append(a, e, 5, ap->err, sizeof ap->err);
+        ap->batches++;
+    }
+    audit_free(a);
+    return NULL;
+}
+
+START_TEST(test_verify_while_station_appends)
+{
+    struct appender ap = {.stop = 0};
+    audit_t *ro = NULL;
+    audit_verify_result_t res;
+    pthread_t tid;
+    int64_t last = 0;
+
+    open_rw();
+    append_plain(3);
+    audit_free(ta);
+    ta = NULL;
+    ap.path = tpath;
+    ck_assert_int_eq(pthread_create(&tid, NULL, append_loop, &ap), 0);
+    ck_assert_int_eq(audit_open(tpath, AUDIT_READONLY, &ro, terr, sizeof terr), LC_OK);
+    /* Each verify sees one snapshot: whatever was committed, all of it verifies. */
+    for (int i = 0; i < 15 || (last <= 3 && i < 5000); i++) {
+        ck_assert_msg(audit_verify(ro, &res, terr, sizeof terr) == LC_OK, "verify %d: %s", i, terr);
+        ck_assert_int_ge(res.rows, last);
+        last = res.rows;
+    }
+    atomic_store(&ap.stop, 1);
+    pthread_join(tid, NULL);
+    audit_free(ro);
+    ck_assert_msg(ap.ret == LC_OK, "appender: %s", ap.err);
+    ck_assert_int_gt(ap.batches, 0);
+    ck_assert_int_gt(last, 3); /* verify ran while rows were being added */
+}
+END_TEST
+
+/* What the row callback saw; stop_at makes it reject that seq. */
+struct seen_rows {
+    int64_t n;
+    int64_t seqs[16];
+    char kinds[16][16];
+    char hashes[16][AUDIT_HASH_HEX];
+    char prevs[16][AUDIT_HASH_HEX];
+    int64_t stop_at;
+};
+
+static int record_row(void *ctx, const audit_row_t *row, char *problem, size_t plen)
+{
+    struct seen_rows *s = ctx;
+
+    ck_assert_int_lt(s->n, 16);
+    s->seqs[s->n] = row->seq;
+    snprintf(s->kinds[s->n], sizeof s->kinds[0], "%s", row->kind);
+    memcpy(s->hashes[s->n], row->hash, AUDIT_HASH_HEX);
+    memcpy(s->prevs[s->n], row->prev_hash, AUDIT_HASH_HEX);
+    s->n++;
+    if (row->seq == s->stop_at) {
+        snprintf(problem, plen, "row %lld: signature counter went backwards", (long long)row->seq);
+        return 1;
+    }
+    return 0;
+}
+
+START_TEST(test_verify_rows_callback_sees_every_row_in_order)
+{
+    struct tcert c1;
+    audit_entry_t e[4];
+    audit_verify_result_t res;
+    struct seen_rows seen = {0};
+
+    open_rw();
+    tcert_init(&c1, "0B01", "L2", "dev-9", NULL);
+    e[0] = ev("fault", "L1", TS0, "jig timeout");
+    e[1] = ev_cert("issued", &c1);
+    e[2] = ev("refused", "L1", TS0 + 2, NULL);
+    e[3] = ev("control", "", TS0 + 3, "pause");
+    append_ok(e, 4);
+    ck_assert_msg(audit_verify_rows(ta, &res, record_row, &seen, terr, sizeof terr) == LC_OK, "%s",
+                  terr);
+    ck_assert_int_eq(res.rows, 4);
+    ck_assert_int_eq(seen.n, 4);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(seen.seqs[i], i + 1);
+        ck_assert_str_eq(seen.kinds[i], e[i].row.kind);
+        ck_assert_str_eq(seen.hashes[i], e[i].row.hash);
+        ck_assert_str_eq(seen.prevs[i], e[i].row.prev_hash);
+    }
+    /* NULL callback: exactly audit_verify(). */
+    ck_assert_int_eq(audit_verify_rows(ta, &res, NULL, NULL, terr, sizeof terr), LC_OK);
+    ck_assert_int_eq(res.rows, 4);
+    ck_assert_str_eq(res.head, e[3].row.hash);
+}
+END_TEST
+
+START_TEST(test_verify_rows_callback_stops_at_its_row)
+{
+    audit_verify_result_t res;
+    struct seen_rows seen = {0};
+    audit_entry_t e[5];
+
+    for (int i = 0; i < 5; i++)
+        e[i] = ev("fault", "L1", TS0 + i, NULL);
+    open_rw();
+    append_ok(e, 5);
+    seen.stop_at = 3;
+    ck_assert_int_eq(audit_verify_rows(ta, &res, record_row, &seen, terr, sizeof terr),
+                     LC_ERR_TAMPERED);
+    ck_assert_int_eq(seen.n, 3); /* nothing after the rejected row */
+    ck_assert_int_eq(res.first_bad_seq, 3);
+    ck_assert_str_eq(res.problem, "row 3: signature counter went backwards");
+    ck_assert_int_eq(res.rows, 2);
+    ck_assert_str_eq(res.head, e[1].row.hash);
+    ck_assert_ptr_nonnull(strstr(terr, "signature counter went backwards"));
+}
+END_TEST
+
+START_TEST(test_verify_rows_callback_not_called_past_tampering)
+{
+    audit_verify_result_t res;
+    struct seen_rows seen = {0};
+
+    open_rw();
+    append_plain(5);
+    cli("UPDATE audit SET detail = 'nothing happened' WHERE seq = 4");
+    ck_assert_int_eq(audit_verify_rows(ta, &res, record_row, &seen, terr, sizeof terr),
+                     LC_ERR_TAMPERED);
+    /* Only rows whose hash and link verified reach the callback. */
+    ck_assert_int_eq(seen.n, 3);
+    ck_assert_int_eq(res.first_bad_seq, 4);
+    ck_assert_str_eq(res.problem, "row 4: hash does not match its contents (edited)");
+}
+END_TEST
+
 START_TEST(test_edit_of_last_row_exposed_by_next_append)
 {
     audit_entry_t e[3], next = ev("fault", "L1", 0, "next");
@@ -1122,6 +1364,12 @@ static Suite *audit_suite(void)
     tcase_add_test(tc, test_verify_detects_reorder);
     tcase_add_test(tc, test_verify_detects_missing_cert_row);
     tcase_add_test(tc, test_verify_detects_replaced_cert_der);
+    tcase_add_test(tc, test_verify_without_second_connection);
+    tcase_add_test(tc, test_verify_while_station_appends);
+    tcase_add_test(tc, test_verify_reads_the_open_file_after_chdir);
+    tcase_add_test(tc, test_verify_rows_callback_sees_every_row_in_order);
+    tcase_add_test(tc, test_verify_rows_callback_stops_at_its_row);
+    tcase_add_test(tc, test_verify_rows_callback_not_called_past_tampering);
     tcase_add_test(tc, test_edit_of_last_row_exposed_by_next_append);
     tcase_add_test(tc, test_append_refuses_after_truncation);
     tcase_add_test(tc, test_hash_encoding_matches_spec);

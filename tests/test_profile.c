@@ -1130,6 +1130,7 @@ START_TEST(test_serial_distinct)
 }
 END_TEST
 
+/* 80 random bits, balanced; the 48-bit millisecond time before them (docs/profile.md). */
 START_TEST(test_serial_bits_balanced)
 {
     unsigned char(*s)[PROFILE_SERIAL_LEN] = draw_many();
@@ -1140,12 +1141,27 @@ START_TEST(test_serial_bits_balanced)
         for (int bit = 0; bit < PROFILE_SERIAL_LEN * 8; bit++)
             count[bit] += (s[i][bit / 8] >> (7 - bit % 8)) & 1;
     ck_assert_int_eq(count[0], 0); /* the sign bit */
-    for (int bit = 1; bit < PROFILE_SERIAL_LEN * 8; bit++) {
+    /* octets 0-5: the time in milliseconds; 6-15: 80 bits from the CSPRNG */
+    for (int bit = 6 * 8; bit < PROFILE_SERIAL_LEN * 8; bit++) {
         ck_assert_msg(count[bit] >= N_SERIALS * 35 / 100 && count[bit] <= N_SERIALS * 65 / 100,
                       "bit %d set in %d of %d draws", bit, count[bit], N_SERIALS);
         random_bits++;
     }
     ck_assert_int_ge(random_bits, 64);
+    /* the time prefix: now, within the seconds the draws took, and never going back */
+    {
+        struct timespec ts;
+        uint64_t first = 0, last = 0, now;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+        for (int i = 0; i < 6; i++) {
+            first = first << 8 | s[0][i];
+            last = last << 8 | s[N_SERIALS - 1][i];
+        }
+        ck_assert_msg(first <= last && last <= now && now - first < 60000,
+                      "time prefix %llu..%llu, now %llu", (unsigned long long)first,
+                      (unsigned long long)last, (unsigned long long)now);
+    }
     free(s);
 }
 END_TEST

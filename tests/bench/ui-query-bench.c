@@ -17,12 +17,18 @@
  *   generate_s, generate_rows_per_s   time to write them (only when generated)
  *   db_bytes                 database + WAL size
  *   fast_path                1 if the schema-3 aggregate and indexes were used
+ *   first_refresh_ms         the first refresh of a fresh connection
  *   refresh_p50_ms / refresh_p99_ms / refresh_max_ms   the refresh, all lines' events
+ *   refresh_cpu_p50_ms / refresh_cpu_p99_ms   CPU time of the refresh (this
+ *                            thread): on a busy machine the wall time also
+ *                            counts waiting for a core, this does not
  *   filtered_p50_ms / filtered_p99_ms   the refresh with the events filtered to
- *                            line 4, which has no refusals or faults at all
+ *                            line 4 (which has no refusals or faults in a
+ *                            generated store)
  *
  * With --db PATH and an existing store, the store is used as it is (nothing
- * is written); without --db, a temporary store is made and removed.
+ * is written: e.g. the 10-million-row store of tests/bench/large-log.sh);
+ * without --db, a temporary store is made and removed.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -41,12 +47,17 @@
 #define BATCH  1000
 #define NLINES 4
 
-static double now_s(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double now_s(void)
+{
+    return clock_s(CLOCK_MONOTONIC);
 }
 
 /* xorshift64*: reproducible data without libc's rand() state. */
@@ -151,15 +162,19 @@ static double pct(const double *v, int n, double p)
     return v[i < 0 ? 0 : i >= n ? n - 1 : i];
 }
 
-/* Runs the refresh `iters` times; fills ms[] (sorted).  Returns LC_OK or an error. */
-static int measure(stats_t *s, const char *event_line, int iters, double *ms, stats_result_t *res,
-                   char *err, size_t errlen)
+/*
+ * Runs the refresh `iters` times; fills ms[] with the wall times and cpu[] (if
+ * not NULL) with the CPU times, both sorted, and *first with the first wall
+ * time.  Returns LC_OK or an error.
+ */
+static int measure(stats_t *s, const char *event_line, int iters, double *ms, double *cpu,
+                   double *first, stats_result_t *res, char *err, size_t errlen)
 {
     static const char *const line_ids[NLINES] = {"1", "2", "3", "4"};
 
     for (int i = 0; i < iters; i++) {
         stats_params_t p = {0};
-        double t0 = now_s();
+        double t0 = now_s(), c0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
         int ret;
 
         /* Everything the UI does per refresh, including the shift arithmetic. */
@@ -172,8 +187,14 @@ static int measure(stats_t *s, const char *event_line, int iters, double *ms, st
         if ((ret = stats_query(s, &p, res, err, errlen)) != LC_OK)
             return ret;
         ms[i] = (now_s() - t0) * 1e3;
+        if (cpu != NULL)
+            cpu[i] = (clock_s(CLOCK_THREAD_CPUTIME_ID) - c0) * 1e3;
+        if (i == 0 && first != NULL)
+            *first = ms[0];
     }
     qsort(ms, (size_t)iters, sizeof *ms, cmp_double);
+    if (cpu != NULL)
+        qsort(cpu, (size_t)iters, sizeof *cpu, cmp_double);
     return LC_OK;
 }
 
@@ -193,7 +214,7 @@ int main(int argc, char **argv)
     int iters = 200, c, ret = 1;
     const char *db = NULL;
     char tmpdir[] = "/tmp/ui-query-bench-XXXXXX", path[4200], err[512];
-    double *ms = NULL, *ms2 = NULL;
+    double *ms = NULL, *ms2 = NULL, *cpu = NULL, first = 0;
     stats_result_t *res = NULL;
     stats_t *s = NULL;
     struct stat sb;
@@ -243,28 +264,33 @@ int main(int argc, char **argv)
     }
     ms = calloc((size_t)iters, sizeof *ms);
     ms2 = calloc((size_t)iters, sizeof *ms2);
+    cpu = calloc((size_t)iters, sizeof *cpu);
     res = calloc(1, sizeof *res);
-    if (ms == NULL || ms2 == NULL || res == NULL) {
+    if (ms == NULL || ms2 == NULL || cpu == NULL || res == NULL) {
         fputs("ui-query-bench: out of memory\n", stderr);
         goto out;
     }
     if (stats_open(path, &s, err, sizeof err) != LC_OK ||
-        measure(s, NULL, iters, ms, res, err, sizeof err) != LC_OK ||
-        measure(s, "4", iters, ms2, res, err, sizeof err) != LC_OK) {
+        measure(s, NULL, iters, ms, cpu, &first, res, err, sizeof err) != LC_OK ||
+        measure(s, "4", iters, ms2, NULL, NULL, res, err, sizeof err) != LC_OK) {
         fprintf(stderr, "ui-query-bench: %s\n", err);
         goto out;
     }
     printf("rows: %" PRId64 "\n", res->head_seq);
     printf("db_bytes: %" PRId64 "\n", res->size_bytes);
     printf("fast_path: %d\n", res->fast_path);
+    printf("first_refresh_ms: %.2f\n", first);
     printf("refresh_p50_ms: %.2f\nrefresh_p99_ms: %.2f\nrefresh_max_ms: %.2f\n", pct(ms, iters, .5),
            pct(ms, iters, .99), ms[iters - 1]);
+    printf("refresh_cpu_p50_ms: %.2f\nrefresh_cpu_p99_ms: %.2f\n", pct(cpu, iters, .5),
+           pct(cpu, iters, .99));
     printf("filtered_p50_ms: %.2f\nfiltered_p99_ms: %.2f\n", pct(ms2, iters, .5),
            pct(ms2, iters, .99));
     ret = 0;
 out:
     stats_free(s);
     free(res);
+    free(cpu);
     free(ms2);
     free(ms);
     if (made_tmp) {
