@@ -128,8 +128,10 @@ int lifecycle_crl_state(audit_t *a, const char *line, lifecycle_crl_state_t *cs,
         cs->crl_seq = sqlite3_column_int64(st, 0);
         cs->crl_ms = sqlite3_column_int64(st, 1);
         cs->number = num ? strtoull((const char *)num, NULL, 16) : 0;
-        if (detail != NULL)
-            sscanf((const char *)detail, "next-update-ms=%" SCNd64, &cs->next_update_ms);
+        /* After the row's "sig=...; " token (docs/audit.md), if any. */
+        const char *nu = detail ? strstr((const char *)detail, "next-update-ms=") : NULL;
+        if (nu != NULL)
+            sscanf(nu, "next-update-ms=%" SCNd64, &cs->next_update_ms);
     }
     sqlite3_finalize(st);
     st = NULL;

@@ -17,6 +17,8 @@
 #define PROTO_VERSION   1
 #define PROTO_HEADER    12
 #define PROTO_MAX_FRAME (256 * 1024)
+/* Entries in a CHECKPOINT's pending or withheld list: far more than ever in flight. */
+#define CHECKPOINT_MAX_LIST 4096
 
 enum proto_type {
     /* requests: station -> signer */
@@ -27,6 +29,7 @@ enum proto_type {
     PROTO_CRL = 6,         /* a line's CRL; CERT (T_CERT holds the CRL DER) or ERROR */
     PROTO_VERIFY_CERT = 7, /* DPS proof-of-possession certificate; CERT, REFUSED or ERROR */
     PROTO_BENCH_SIGN = 8,  /* raw signing rate of a line key; STATUS_REPLY or ERROR */
+    PROTO_CHECKPOINT = 9,  /* signed audit checkpoint of a line key; CERT (signature) or ERROR */
     /* responses: signer -> station */
     PROTO_OK = 0x81,
     PROTO_CERT = 0x82,
@@ -67,6 +70,13 @@ enum proto_tag {
     T_CODE = 54,        /* string: the DPS verification code */
     T_COUNT = 55,       /* u32: signatures to make (BENCH_SIGN) */
     T_ELAPSED_NS = 56,  /* i64: how long they took */
+    T_SIG_NO = 57,      /* u64: number of this signature among the line key's (1-based) */
+    T_INSTANCE = 58,    /* string: 16 hex digits naming this signer's numbering */
+    T_ROWS = 59,        /* i64: CHECKPOINT: audit rows committed */
+    T_HEAD = 60,        /* string: CHECKPOINT: hash of the last committed row (64 hex) */
+    T_PENDING = 61,     /* string: CHECKPOINT: "INSTANCE:N" returned, not committed yet */
+    T_WITHHELD = 62,    /* string: CHECKPOINT: "INSTANCE:N" discarded unreleased */
+    T_FINAL = 63,       /* u32: CHECKPOINT: 1 at shutdown (nothing in flight) */
 };
 
 /* A message being built or parsed. */

@@ -24,6 +24,8 @@
 
 #include <errno.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/x509.h>
 #include <pthread.h>
 #include <signal.h>
@@ -48,7 +50,9 @@ struct line {
     uint32_t max_days;
     X509 *ca; /* the line CA certificate from the chain file */
     profile_issuer_t iss;
-    EVP_PKEY *key; /* HSM private key; NULL until found */
+    EVP_PKEY *key;      /* HSM private key; NULL until found */
+    char ca_thumb[65];  /* SHA-256 of the line CA certificate, uppercase hex */
+    atomic_ullong sigs; /* signatures made with this key by this process */
 };
 
 static struct {
@@ -63,6 +67,7 @@ static struct {
     atomic_ullong signatures; /* every signature made by this process */
     policy_ctx_t *pctx;       /* the main thread's; each worker has its own */
     int threads;              /* ISSUE workers (--threads) */
+    char instance[17];        /* names this process's signature numbering (docs/audit.md) */
 } S;
 
 /*
@@ -150,7 +155,22 @@ static int reply_error(int fd, uint32_t id, int err, const char *msg)
     return ret;
 }
 
-static int reply_cert(int fd, uint32_t id, const unsigned char *der, size_t len)
+/*
+ * A signed object.  sig_no (0 = none: setup mode) is the number of its
+ * signature among the line key's; with the instance it names the signature
+ * in the audit log, which must account for every one (checkpoints).
+ */
+static void put_sig(proto_msg_t *m, const struct line *l, uint64_t sig_no, uint32_t count)
+{
+    proto_put_str(m, T_LINE, l->id);
+    proto_put_i64(m, T_SIG_NO, (int64_t)sig_no);
+    if (count != 1)
+        proto_put_u32(m, T_COUNT, count);
+    proto_put_str(m, T_INSTANCE, S.instance);
+}
+
+static int reply_cert(int fd, uint32_t id, const unsigned char *der, size_t len,
+                      const struct line *l, uint64_t sig_no)
 {
     proto_msg_t m = {0};
     int ret;
@@ -158,6 +178,8 @@ static int reply_cert(int fd, uint32_t id, const unsigned char *der, size_t len)
     proto_init(&m, PROTO_CERT, id);
     proto_put(&m, T_CERT, der, len);
     proto_put_i64(&m, T_SIGNATURES, (int64_t)atomic_load(&S.signatures));
+    if (l != NULL && sig_no != 0)
+        put_sig(&m, l, sig_no, 1);
     ret = send_frame(fd, &m);
     proto_free(&m);
     return ret;
@@ -236,6 +258,23 @@ static int check_key_matches(struct line *l, char *err, size_t errlen)
     return ret;
 }
 
+/* SHA-256 of a certificate's DER, uppercase hex: how checkpoints name the line CA. */
+static int cert_thumbprint(X509 *x, char out[65])
+{
+    static const char hex[] = "0123456789ABCDEF";
+    unsigned char md[32];
+    unsigned int n = 0;
+
+    if (!X509_digest(x, EVP_sha256(), md, &n) || n != 32)
+        return -1;
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[64] = '\0';
+    return 0;
+}
+
 static int do_configure(int fd, const proto_msg_t *m)
 {
     proto_field_t f;
@@ -305,8 +344,11 @@ static int do_configure(int fd, const proto_msg_t *m)
         if (l->id == NULL || l->uri == NULL || l->ca == NULL || l->max_days == 0)
             goto bad;
         ret = profile_issuer_from_cert(l->ca, &l->iss, err, sizeof err);
+        if (ret == LC_OK && cert_thumbprint(l->ca, l->ca_thumb) != 0)
+            ret =
+                lc_seterr(LC_ERR_INTERNAL, err, sizeof err, "cannot hash the line CA certificate");
         if (ret != LC_OK)
-            return reply_error(fd, m->id, ret, err);
+            goto fail;
     }
     ret = ensure_keys(err, sizeof err);
     for (size_t i = 0; ret == LC_OK && i < S.nlines; i++)
@@ -321,7 +363,18 @@ static int do_configure(int fd, const proto_msg_t *m)
     }
     return ret;
 bad:
-    return reply_error(fd, m->id, LC_ERR_PROTOCOL, "malformed CONFIGURE message");
+    ret = LC_ERR_PROTOCOL;
+    snprintf(err, sizeof err, "malformed CONFIGURE message");
+fail:
+    /* Nothing of a refused configuration stays: a half-set line would be used later. */
+    for (size_t i = 0; i < S.nlines; i++)
+        line_clear(&S.lines[i]);
+    S.nlines = 0;
+    free(S.module);
+    free(S.pin_file);
+    free(S.softhsm_conf);
+    S.module = S.pin_file = S.softhsm_conf = NULL;
+    return reply_error(fd, m->id, ret, err);
 }
 
 static int enqueue_sign(uint32_t id, struct line *l, der_buf_t *tbs);
@@ -334,9 +387,13 @@ static struct line *find_line(const proto_field_t *f)
     return NULL;
 }
 
-/* Signs tbs with key, counting the signature; marks the module for reload on failure. */
+/*
+ * Signs tbs with key, counting the signature (also in *counter, the line
+ * key's, when not NULL: *sig_no is then its number); marks the module for
+ * reload on failure.
+ */
 static int sign_tbs(EVP_PKEY *key, enum lc_key_type kt, const der_buf_t *tbs, der_buf_t *cert,
-                    char *err, size_t errlen)
+                    atomic_ullong *counter, uint64_t *sig_no, char *err, size_t errlen)
 {
     unsigned char *sig = NULL;
     size_t sig_len = 0;
@@ -348,6 +405,8 @@ static int sign_tbs(EVP_PKEY *key, enum lc_key_type kt, const der_buf_t *tbs, de
         return ret;
     }
     atomic_fetch_add(&S.signatures, 1);
+    if (counter != NULL)
+        *sig_no = atomic_fetch_add(counter, 1) + 1;
     ret = profile_assemble(kt, tbs->p, tbs->len, sig, sig_len, cert);
     free(sig);
     return ret;
@@ -428,6 +487,7 @@ static int do_crl(int fd, const proto_msg_t *m)
     int64_t this_update = 0, next_update = 0, number = 0, now = (int64_t)time(NULL);
     der_buf_t tbs = {0}, crl = {0};
     char err[256] = "";
+    uint64_t sig_no = 0;
     int rc, ret;
 
     while ((rc = proto_next(m, &pos, &f)) == 1) {
@@ -477,8 +537,8 @@ static int do_crl(int fd, const proto_msg_t *m)
         ret =
             profile_crl_tbs(&l->iss, (uint64_t)number, this_update, next_update, entries, n, &tbs);
     if (ret == LC_OK)
-        ret = sign_tbs(l->key, l->iss.key_type, &tbs, &crl, err, sizeof err);
-    ret = ret == LC_OK ? reply_cert(fd, m->id, crl.p, crl.len)
+        ret = sign_tbs(l->key, l->iss.key_type, &tbs, &crl, &l->sigs, &sig_no, err, sizeof err);
+    ret = ret == LC_OK ? reply_cert(fd, m->id, crl.p, crl.len, l, sig_no)
                        : reply_error(fd, m->id, ret, err[0] ? err : lc_strerror(ret));
 out:
     free(entries);
@@ -515,6 +575,7 @@ static int do_verify_cert(int fd, const proto_msg_t *m)
     lc_refusal_t why = {0};
     der_buf_t tbs = {0}, cert = {0};
     char err[256] = "", *code = NULL;
+    uint64_t sig_no = 0;
     int have_serial = 0, rc, ret;
     int64_t now = (int64_t)time(NULL);
 
@@ -565,8 +626,8 @@ static int do_verify_cert(int fd, const proto_msg_t *m)
     if (ret == LC_OK)
         ret = profile_leaf_tbs(&l->iss, &leaf, &tbs);
     if (ret == LC_OK)
-        ret = sign_tbs(l->key, l->iss.key_type, &tbs, &cert, err, sizeof err);
-    ret = ret == LC_OK ? reply_cert(fd, m->id, cert.p, cert.len)
+        ret = sign_tbs(l->key, l->iss.key_type, &tbs, &cert, &l->sigs, &sig_no, err, sizeof err);
+    ret = ret == LC_OK ? reply_cert(fd, m->id, cert.p, cert.len, l, sig_no)
                        : reply_error(fd, m->id, ret, err[0] ? err : lc_strerror(ret));
 out:
     free(code);
@@ -690,8 +751,8 @@ static int do_ca_cert(int fd, const proto_msg_t *m)
     ca.pathlen = (int32_t)pathlen;
     ret = profile_ca_tbs(issuer_cert != NULL ? &iss : NULL, kt, &ca, &tbs);
     if (ret == LC_OK)
-        ret = sign_tbs(signer_key, kt, &tbs, &cert, err, sizeof err);
-    ret = ret == LC_OK ? reply_cert(fd, m->id, cert.p, cert.len)
+        ret = sign_tbs(signer_key, kt, &tbs, &cert, NULL, NULL, err, sizeof err);
+    ret = ret == LC_OK ? reply_cert(fd, m->id, cert.p, cert.len, NULL, 0)
                        : reply_error(fd, m->id, ret, err[0] ? err : lc_strerror(ret));
 out:
     der_buf_free(&tbs);
@@ -705,6 +766,132 @@ out:
     free(subject_uri);
     free(cn);
     free(o);
+    return ret;
+}
+
+/*
+ * Appends ",INSTANCE:N" or ",INSTANCE:N-M" (the first without the comma) to
+ * a list, after checking its form; a number of this process's own numbering
+ * must be one it has made.  Returns 0, or -1 for a malformed entry.
+ */
+static int list_add(char *list, size_t cap, size_t *len, const proto_field_t *f,
+                    const struct line *l)
+{
+    char buf[64], *end;
+    unsigned long long n;
+
+    if (f->len < 18 || f->len >= sizeof buf)
+        return -1;
+    memcpy(buf, f->val, f->len);
+    buf[f->len] = '\0';
+    for (int i = 0; i < 16; i++)
+        if (!((buf[i] >= '0' && buf[i] <= '9') || (buf[i] >= 'a' && buf[i] <= 'f')))
+            return -1;
+    if (buf[16] != ':' || buf[17] < '1' || buf[17] > '9')
+        return -1;
+    errno = 0;
+    n = strtoull(buf + 17, &end, 10);
+    if (*end == '-') {
+        unsigned long long last = strtoull(end + 1, &end, 10);
+        if (last < n)
+            return -1;
+        n = last;
+    }
+    if (errno != 0 || *end != '\0' || n > INT64_MAX)
+        return -1;
+    if (memcmp(buf, S.instance, 16) == 0 && n > atomic_load(&l->sigs))
+        return -1;
+    if (*len + f->len + 2 > cap)
+        return -1;
+    *len += (size_t)snprintf(list + *len, cap - *len, "%s%s", *len ? "," : "", buf);
+    return 0;
+}
+
+/*
+ * An audit checkpoint (docs/audit.md): the station says how many rows the
+ * log has and its head hash, which signatures it holds uncommitted
+ * (pending) and which it discarded unreleased (withheld); the signer adds
+ * its own count of the line key's signatures and signs it all with that
+ * key.  `audit verify` then proves the log accounts for every signature the
+ * signer made up to the checkpoint, whatever the station claimed.
+ */
+static int do_checkpoint(int fd, const proto_msg_t *m)
+{
+    enum { LIST_CAP = CHECKPOINT_MAX_LIST * 40 };
+    proto_field_t f;
+    size_t pos = 0, plen = 0, wlen = 0, np = 0, nw = 0;
+    struct line *l = NULL;
+    int64_t rows = -1;
+    uint32_t final = 0;
+    char *head = NULL, *pending = calloc(1, LIST_CAP), *withheld = calloc(1, LIST_CAP);
+    char *payload = NULL, err[256] = "";
+    unsigned char *sig = NULL;
+    size_t sig_len = 0, cap;
+    uint64_t no;
+    int rc, ret;
+    proto_msg_t r = {0};
+
+    if (pending == NULL || withheld == NULL)
+        die("out of memory");
+    while ((rc = proto_next(m, &pos, &f)) == 1) {
+        if (f.tag == T_LINE && l == NULL)
+            rc = (l = find_line(&f)) != NULL ? 1 : -1;
+        else if (f.tag == T_ROWS)
+            rc = proto_get_i64(&f, &rows) == 0 ? 1 : -1;
+        else if (f.tag == T_HEAD && head == NULL)
+            rc = (head = proto_get_str(&f)) != NULL ? 1 : -1;
+        else if (f.tag == T_FINAL)
+            rc = proto_get_u32(&f, &final) == 0 && final <= 1 ? 1 : -1;
+        else if (f.tag == T_PENDING && l != NULL && np++ < CHECKPOINT_MAX_LIST)
+            rc = list_add(pending, LIST_CAP, &plen, &f, l) == 0 ? 1 : -1;
+        else if (f.tag == T_WITHHELD && l != NULL && nw++ < CHECKPOINT_MAX_LIST)
+            rc = list_add(withheld, LIST_CAP, &wlen, &f, l) == 0 ? 1 : -1;
+        else
+            rc = -1;
+        if (rc < 0)
+            break;
+    }
+    if (rc != 0 || l == NULL || rows < 0 || head == NULL || strlen(head) != 64 ||
+        strspn(head, "0123456789abcdef") != 64) {
+        ret = reply_error(fd, m->id, LC_ERR_PROTOCOL, "malformed CHECKPOINT message");
+        goto out;
+    }
+    if ((ret = ensure_keys(err, sizeof err)) != LC_OK) {
+        ret = reply_error(fd, m->id, ret, err);
+        goto out;
+    }
+    /* This checkpoint's own signature is the next one: it vouches for those before it. */
+    no = atomic_fetch_add(&l->sigs, 1) + 1;
+    cap = 512 + plen + wlen;
+    if ((payload = malloc(cap)) == NULL)
+        die("out of memory");
+    snprintf(payload, cap,
+             "linecert-checkpoint-v1 line=%s ca=%s md=%s signer=%s sig=%llu signed=%llu"
+             " rows=%lld head=%s final=%u pending=%s withheld=%s",
+             l->id, l->ca_thumb,
+             profile_md_nid(l->iss.key_type) == NID_sha384 ? "SHA384" : "SHA256", S.instance,
+             (unsigned long long)no, (unsigned long long)(no - 1), (long long)rows, head, final,
+             plen ? pending : "-", wlen ? withheld : "-");
+    ret = p11_sign(l->key, profile_md_nid(l->iss.key_type), (const unsigned char *)payload,
+                   strlen(payload), &sig, &sig_len, err, sizeof err);
+    if (ret != LC_OK) {
+        atomic_store(&S.need_reload, 1);
+        ret = reply_error(fd, m->id, ret, err);
+        goto out;
+    }
+    atomic_fetch_add(&S.signatures, 1);
+    proto_init(&r, PROTO_CERT, m->id);
+    proto_put(&r, T_CERT, sig, sig_len);
+    proto_put_str(&r, T_DETAIL, payload);
+    put_sig(&r, l, no, 1);
+    ret = send_frame(fd, &r);
+out:
+    proto_free(&r);
+    free(sig);
+    free(payload);
+    free(head);
+    free(pending);
+    free(withheld);
     return ret;
 }
 
@@ -723,6 +910,7 @@ static int do_status(int fd, const proto_msg_t *m)
     proto_init(&r, PROTO_STATUS_REPLY, m->id);
     proto_put_i64(&r, T_SIGNATURES, (int64_t)atomic_load(&S.signatures));
     proto_put_u32(&r, T_HSM_OK, (uint32_t)ok);
+    proto_put_str(&r, T_INSTANCE, S.instance);
     ret = send_frame(fd, &r);
     proto_free(&r);
     return ret;
@@ -737,6 +925,7 @@ static void *worker(void *arg)
         struct job *j;
         der_buf_t cert = {0};
         char err[256] = "";
+        uint64_t sig_no = 0;
         int ret;
         pthread_mutex_lock(&Q.mu);
         while (Q.head == NULL && !Q.closing)
@@ -749,12 +938,18 @@ static void *worker(void *arg)
             break;
         ret = keys_acquire(err, sizeof err);
         if (ret == LC_OK) {
-            ret = sign_tbs(j->line->key, j->line->iss.key_type, &j->tbs, &cert, err, sizeof err);
+            ret = sign_tbs(j->line->key, j->line->iss.key_type, &j->tbs, &cert, &j->line->sigs,
+                           &sig_no, err, sizeof err);
+            /*
+             * Sent before letting go of `keys`: a checkpoint (which holds it
+             * for writing) then always follows the reply of every signature
+             * numbered before it, so the station has seen them all.
+             */
+            if (ret == LC_OK)
+                reply_cert(fd, j->id, cert.p, cert.len, j->line, sig_no);
             pthread_rwlock_unlock(&keys);
         }
-        if (ret == LC_OK)
-            reply_cert(fd, j->id, cert.p, cert.len);
-        else
+        if (ret != LC_OK)
             reply_error(fd, j->id, ret, err[0] ? err : lc_strerror(ret));
         der_buf_free(&cert);
         der_buf_free(&j->tbs);
@@ -830,6 +1025,7 @@ static int do_bench_sign(int fd, const proto_msg_t *m)
     struct timespec t0, t1;
     char err[256] = "";
     proto_msg_t r = {0};
+    uint64_t first;
     int n = S.threads < 64 ? S.threads : 64, ret, failed = 0;
 
     while (proto_next(m, &pos, &f) == 1) {
@@ -843,6 +1039,8 @@ static int do_bench_sign(int fd, const proto_msg_t *m)
     ret = ensure_keys(err, sizeof err);
     if (ret != LC_OK)
         return reply_error(fd, m->id, ret, err);
+    /* The run's signatures get one block of numbers, which the station audits as a range. */
+    first = atomic_fetch_add(&l->sigs, count) + 1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < n; i++) {
         args[i] = (struct bench_arg){l->key, profile_md_nid(l->iss.key_type),
@@ -854,11 +1052,16 @@ static int do_bench_sign(int fd, const proto_msg_t *m)
         failed |= args[i].failed;
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    /* Failed or not, the block is spent: the reply names it for the station to audit. */
     if (failed) {
         atomic_store(&S.need_reload, 1);
-        return reply_error(fd, m->id, LC_ERR_HSM, "signing failed during the benchmark");
+        proto_init(&r, PROTO_ERROR, m->id);
+        proto_put_u32(&r, T_ERROR, (uint32_t)LC_ERR_HSM);
+        proto_put_str(&r, T_DETAIL, "signing failed during the benchmark");
+    } else {
+        proto_init(&r, PROTO_STATUS_REPLY, m->id);
     }
-    proto_init(&r, PROTO_STATUS_REPLY, m->id);
+    put_sig(&r, l, first, count);
     proto_put_i64(&r, T_ELAPSED_NS,
                   (int64_t)(t1.tv_sec - t0.tv_sec) * 1000000000 + (t1.tv_nsec - t0.tv_nsec));
     proto_put_i64(&r, T_SIGNATURES, (int64_t)atomic_load(&S.signatures));
@@ -891,6 +1094,24 @@ int main(int argc, char **argv)
         }
     }
     harden();
+    {
+        /* Writers first: a checkpoint must not wait behind a stream of signing threads. */
+        pthread_rwlockattr_t attr;
+        pthread_rwlockattr_init(&attr);
+        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&keys, &attr);
+        pthread_rwlockattr_destroy(&attr);
+    }
+    {
+        static const char hex[] = "0123456789abcdef";
+        unsigned char rnd[8];
+        if (RAND_bytes(rnd, sizeof rnd) != 1)
+            die("no randomness for the signer instance");
+        for (int i = 0; i < 8; i++) {
+            S.instance[2 * i] = hex[rnd[i] >> 4];
+            S.instance[2 * i + 1] = hex[rnd[i] & 15];
+        }
+    }
     S.pctx = policy_ctx_new();
     workers = calloc((size_t)S.threads, sizeof *workers);
     if (S.pctx == NULL || workers == NULL)
@@ -929,6 +1150,10 @@ int main(int argc, char **argv)
             break;
         case PROTO_CRL:
             ret = S.module ? do_crl(fd, &m)
+                           : reply_error(fd, m.id, LC_ERR_PROTOCOL, "not configured");
+            break;
+        case PROTO_CHECKPOINT:
+            ret = S.module ? do_checkpoint(fd, &m)
                            : reply_error(fd, m.id, LC_ERR_PROTOCOL, "not configured");
             break;
         case PROTO_VERIFY_CERT:

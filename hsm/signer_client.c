@@ -44,7 +44,54 @@ struct signer_client {
     int dead;
     pthread_t reader;
     int reader_started;
+    signer_observer_fn observer; /* set before the first request; read by the reader */
+    void *observer_ctx;
 };
+
+/* Reports the signatures a reply names (T_LINE, T_INSTANCE, T_SIG_NO, T_COUNT) to the observer. */
+static void observe(signer_client_t *c, const proto_msg_t *m)
+{
+    proto_field_t f, line = {0}, inst = {0};
+    size_t pos = 0;
+    int64_t first = 0;
+    uint32_t count = 1;
+    char lbuf[128], ibuf[17];
+    signer_observer_fn fn;
+    void *ctx;
+
+    pthread_mutex_lock(&c->mu);
+    fn = c->observer;
+    ctx = c->observer_ctx;
+    pthread_mutex_unlock(&c->mu);
+    if (fn == NULL)
+        return;
+    while (proto_next(m, &pos, &f) == 1) {
+        if (f.tag == T_LINE)
+            line = f;
+        else if (f.tag == T_INSTANCE)
+            inst = f;
+        else if (f.tag == T_SIG_NO && proto_get_i64(&f, &first) != 0)
+            return;
+        else if (f.tag == T_COUNT && proto_get_u32(&f, &count) != 0)
+            return;
+    }
+    if (first <= 0 || count == 0 || line.val == NULL || line.len >= sizeof lbuf ||
+        inst.len != sizeof ibuf - 1)
+        return;
+    memcpy(lbuf, line.val, line.len);
+    lbuf[line.len] = '\0';
+    memcpy(ibuf, inst.val, inst.len);
+    ibuf[inst.len] = '\0';
+    fn(ctx, lbuf, ibuf, (uint64_t)first, count);
+}
+
+void signer_client_observe(signer_client_t *c, signer_observer_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&c->mu);
+    c->observer = fn;
+    c->observer_ctx = ctx;
+    pthread_mutex_unlock(&c->mu);
+}
 
 static void *reader_main(void *arg)
 {
@@ -55,6 +102,7 @@ static void *reader_main(void *arg)
         struct pending *p;
         if (proto_recv(c->fd, &m) != LC_OK)
             break;
+        observe(c, &m);
         pthread_mutex_lock(&c->mu);
         for (p = c->pending; p != NULL && p->id != m.id; p = p->next)
             ;
@@ -246,6 +294,16 @@ int signer_client_result(const proto_msg_t *resp, signer_result_t *res)
         case T_SIGNATURES:
             if (proto_get_i64(&f, &s) == 0)
                 res->signatures = (uint64_t)s;
+            break;
+        case T_SIG_NO:
+            if (proto_get_i64(&f, &s) == 0 && s > 0)
+                res->sig_no = (uint64_t)s;
+            break;
+        case T_INSTANCE:
+            if (f.len == sizeof res->instance - 1) {
+                memcpy(res->instance, f.val, f.len);
+                res->instance[f.len] = '\0';
+            }
             break;
         default:
             break;

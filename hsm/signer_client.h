@@ -45,6 +45,8 @@ typedef struct signer_result {
     int err;             /* PROTO_ERROR: lc_err from the signer */
     char detail[256];    /* refusal detail or error message */
     uint64_t signatures; /* the signer's signature counter after this request */
+    uint64_t sig_no;     /* PROTO_CERT: this signature's number among the line key's */
+    char instance[17];   /* PROTO_CERT: the signer instance that numbered it */
 } signer_result_t;
 
 /*
@@ -56,6 +58,18 @@ typedef struct signer_result {
  */
 int signer_client_spawn(const char *program, int setup, int threads, signer_client_t **out,
                         char *err, size_t errlen);
+
+/*
+ * Called by the client's reader thread for every reply that reports line key
+ * signatures (first..first+count-1 of instance's numbering for line), in the
+ * order the signer sent them, before the caller waiting for the reply wakes.
+ * The station's checkpoints rely on that order (docs/audit.md).
+ */
+typedef void (*signer_observer_fn)(void *ctx, const char *line, const char *instance,
+                                   uint64_t first, uint64_t count);
+
+/* Installs the observer; call it before the first request. */
+void signer_client_observe(signer_client_t *c, signer_observer_fn fn, void *ctx);
 
 /* Closes the socket (the signer exits) and reaps the child.  NULL is a no-op. */
 void signer_client_free(signer_client_t *c);

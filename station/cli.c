@@ -8,6 +8,7 @@
  * failure, 5 audit store failure, 6 linecertd not reachable.
  */
 #include "audit.h"
+#include "checkpoint.h"
 #include "cli.h"
 #include "config.h"
 #include "dps.h"
@@ -22,6 +23,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +42,7 @@ static const char USAGE[] =
     "  audit verify --config FILE\n"
     "  audit export --config FILE --format csv|jsonl [--line ID] [--since TIME]\n"
     "  revoke --config FILE (--serial HEX | --registration-id ID) --reason REASON\n"
-    "         [--actor NAME]\n"
+    "         [--actor NAME | --via-daemon]\n"
     "  crl --config FILE --line ID --out FILE [--next-update-hours H]\n"
     "  dps-verification-cert --config FILE --line ID --code CODE --out FILE\n"
     "  dps-check --enrollments FILE --chain CHAIN.pem\n"
@@ -368,6 +371,51 @@ static int parse_since(const char *s, int64_t *ms)
     return -1;
 }
 
+/*
+ * The line CA certificates checkpoints are checked against: the first
+ * certificate of every configured line's chain file.
+ */
+static int add_line_cas(const lc_config_t *cfg, checkpoint_verifier_t *cv, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cfg->nlines; i++) {
+        FILE *f = fopen(cfg->lines[i].chain, "re");
+        X509 *x = f ? PEM_read_X509(f, NULL, NULL, NULL) : NULL;
+        unsigned char *der = NULL;
+        int len = x ? i2d_X509(x, &der) : -1, ret;
+        if (f != NULL)
+            fclose(f);
+        X509_free(x);
+        if (len <= 0)
+            return lc_seterr(LC_ERR_CONFIG, err, errlen,
+                             "line %s: cannot read the CA certificate "
+                             "from %s",
+                             cfg->lines[i].id, cfg->lines[i].chain);
+        ret = checkpoint_verifier_add_ca(cv, der, (size_t)len, err, errlen);
+        OPENSSL_free(der);
+        if (ret != LC_OK)
+            return ret;
+    }
+    return LC_OK;
+}
+
+static void print_accounting(const checkpoint_summary_t *cs)
+{
+    printf("checkpoints: %lld verified; signatures accounted for: %lld (%lld withheld "
+           "unreleased)\n",
+           (long long)cs->checkpoints, (long long)cs->accounted, (long long)cs->withheld);
+    printf("signer runs: %lld with checkpoints, %lld ended with a final checkpoint\n",
+           (long long)cs->runs, (long long)cs->final_runs);
+    if (cs->unconfirmed > 0)
+        printf("warning: %lld signatures made before a signer's last checkpoint have no row: "
+               "in flight when that signer stopped without a final checkpoint (a crash), "
+               "never released; first: %s\n",
+               (long long)cs->unconfirmed, cs->first_note);
+    if (cs->uncovered > 0)
+        printf("note: %lld signatures are logged after their signer's last checkpoint (no "
+               "checkpoint vouches for that signer's later count)\n",
+               (long long)cs->uncovered);
+}
+
 static int cmd_audit(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
@@ -424,9 +472,17 @@ static int cmd_audit(int argc, char **argv)
     }
     if (strcmp(sub, "verify") == 0) {
         audit_verify_result_t vr;
-        ret = audit_verify(a, &vr, err, sizeof err);
+        checkpoint_verifier_t *cv = NULL;
+        checkpoint_summary_t cs;
+        ret = checkpoint_verifier_new(&cv);
+        if (ret == LC_OK)
+            ret = add_line_cas(cfg, cv, err, sizeof err);
+        if (ret == LC_OK)
+            ret = audit_verify_rows(a, &vr, checkpoint_verify_row, cv, err, sizeof err);
         if (ret == LC_OK) {
+            checkpoint_verifier_finish(cv, &cs);
             printf("ok: %lld rows, head %s\n", (long long)vr.rows, vr.head[0] ? vr.head : "-");
+            print_accounting(&cs);
             ret = 0;
         } else if (ret == LC_ERR_TAMPERED) {
             printf("FAILED: %s\n", vr.problem);
@@ -435,8 +491,9 @@ static int cmd_audit(int argc, char **argv)
             ret = EXIT_TAMPERED;
         } else {
             fprintf(stderr, "linecert: %s\n", err);
-            ret = EXIT_AUDIT;
+            ret = ret == LC_ERR_CONFIG ? EXIT_USAGE : EXIT_AUDIT;
         }
+        checkpoint_verifier_free(cv);
     } else {
         ret = audit_export(a, stdout,
                            strcmp(format, "csv") == 0 ? AUDIT_EXPORT_CSV : AUDIT_EXPORT_JSONL, line,

@@ -3,6 +3,7 @@
  */
 #include "issuer.h"
 
+#include "audit-private.h"
 #include "lcerr.h"
 #include "lifecycle.h"
 #include "profile.h"
@@ -10,8 +11,11 @@
 #include "writer.h"
 
 #include <pthread.h>
+#include <sqlite3.h>
 
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <limits.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -23,9 +27,30 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Signatures n..last of a line key, numbered by one signer instance. */
+struct sigref {
+    char inst[17];
+    uint64_t n, last;
+};
+
+struct sigset {
+    struct sigref *v;
+    size_t n, cap;
+};
+
 struct issuer_line {
     const lc_line_cfg_t *cfg;
-    unsigned char *ca_der; /* the line CA certificate (first in the chain file) */
+    /*
+     * Signature accounting for checkpoints (docs/audit.md), under acct_mu:
+     * what the signer returned whose row has not committed yet, and what
+     * was discarded unreleased because its row could not be written.
+     */
+    pthread_mutex_t acct_mu;
+    struct sigset pending, withheld;
+    unsigned since_checkpoint; /* signatures seen since the last checkpoint began */
+    unsigned long signed_here; /* signatures seen since this issuer opened */
+    int checkpointing;         /* one checkpoint at a time per line */
+    unsigned char *ca_der;     /* the line CA certificate (first in the chain file) */
     size_t ca_der_len;
     char *chain_pem;      /* line CA + intermediates, PEM */
     char *root_pem;       /* self-signed root(s), PEM; may be empty */
@@ -167,12 +192,111 @@ static int load_chain(struct issuer_line *l, char *err, size_t errlen)
     return LC_OK;
 }
 
+/* Signatures of a line key between two checkpoints (config checkpoint_every). */
+static unsigned checkpoint_every(const issuer_t *is)
+{
+    return is->cfg->checkpoint_every > 0 ? (unsigned)is->cfg->checkpoint_every : 1000;
+}
+
 static struct issuer_line *find_line(issuer_t *is, const char *id)
 {
     for (size_t i = 0; i < is->nlines; i++)
         if (strcmp(is->lines[i].cfg->id, id) == 0)
             return &is->lines[i];
     return NULL;
+}
+
+/* Adds r to set; returns 0 or -1 (out of memory). */
+static int sigset_add(struct sigset *set, const struct sigref *r)
+{
+    if (set->n == set->cap) {
+        size_t cap = set->cap ? set->cap * 2 : 64;
+        struct sigref *v = realloc(set->v, cap * sizeof *v);
+        if (v == NULL)
+            return -1;
+        set->v = v;
+        set->cap = cap;
+    }
+    set->v[set->n++] = *r;
+    return 0;
+}
+
+/* Removes r from set; returns 1 if it was there. */
+static int sigset_remove(struct sigset *set, const struct sigref *r)
+{
+    for (size_t i = set->n; i-- > 0;) {
+        if (set->v[i].n == r->n && strcmp(set->v[i].inst, r->inst) == 0) {
+            set->v[i] = set->v[--set->n];
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int sigref_from(const signer_result_t *sr, struct sigref *r)
+{
+    if (sr->sig_no == 0 || strlen(sr->instance) != 16)
+        return -1; /* a signer without numbering: nothing to account */
+    memcpy(r->inst, sr->instance, sizeof r->inst);
+    r->n = r->last = sr->sig_no;
+    return 0;
+}
+
+/*
+ * "sig=INSTANCE:N; " — how a row names the signature it accounts for; first
+ * in the detail so that nothing a device or PLC supplied can imitate it.
+ */
+static void sig_token(const signer_result_t *sr, char *buf, size_t len)
+{
+    struct sigref r;
+
+    if (sigref_from(sr, &r) == 0)
+        snprintf(buf, len, "sig=%s:%llu; ", r.inst, (unsigned long long)r.n);
+    else
+        buf[0] = '\0';
+}
+
+/*
+ * The signer client's observer (signer_client_observe): the signer returned
+ * signatures; they are pending until their row commits.  It runs in the
+ * client's reader thread, in the order the signer replied, so every
+ * signature numbered before a checkpoint is pending, settled or withheld by
+ * the time that checkpoint's reply arrives.
+ */
+static void on_signature(void *ctx, const char *line, const char *instance, uint64_t first,
+                         uint64_t count)
+{
+    struct issuer_line *l = find_line(ctx, line);
+    struct sigref r;
+
+    if (l == NULL)
+        return;
+    snprintf(r.inst, sizeof r.inst, "%s", instance);
+    r.n = first;
+    r.last = first + count - 1;
+    pthread_mutex_lock(&l->acct_mu);
+    sigset_add(&l->pending, &r); /* out of memory: verify will report it unaccounted */
+    l->since_checkpoint += (unsigned)count;
+    l->signed_here += count;
+    pthread_mutex_unlock(&l->acct_mu);
+}
+
+/*
+ * Its row committed (committed != 0), or it was discarded unreleased: then
+ * the next checkpoint lists it as withheld.  Moving it from one set to the
+ * other under one lock means a checkpoint always finds it in one of them.
+ */
+static void sig_settled(struct issuer_line *l, const signer_result_t *sr, int committed)
+{
+    struct sigref r;
+
+    if (sigref_from(sr, &r) != 0)
+        return;
+    pthread_mutex_lock(&l->acct_mu);
+    sigset_remove(&l->pending, &r);
+    if (!committed)
+        sigset_add(&l->withheld, &r);
+    pthread_mutex_unlock(&l->acct_mu);
 }
 
 /*
@@ -190,6 +314,7 @@ static int start_signer(issuer_t *is, char *err, size_t errlen)
                               &is->signer, err, errlen);
     if (ret != LC_OK)
         return ret;
+    signer_client_observe(is->signer, on_signature, is);
     sc = (signer_conf_t){cfg->pkcs11_module, cfg->pin_file, cfg->softhsm2_conf, is->sl, is->nlines};
     ret = signer_client_configure(is->signer, &sc, err, errlen);
     if (ret == LC_ERR_NOT_FOUND)
@@ -303,6 +428,7 @@ int issuer_open(const lc_config_t *cfg, const char *line, const char *actor, int
         if (line != NULL && strcmp(cfg->lines[i].id, line) != 0)
             continue;
         is->lines[is->nlines].cfg = &cfg->lines[i];
+        pthread_mutex_init(&is->lines[is->nlines].acct_mu, NULL);
         ret = load_chain(&is->lines[is->nlines++], err, errlen);
         if (ret != LC_OK)
             goto fail;
@@ -344,10 +470,25 @@ fail:
     return ret;
 }
 
+static int checkpoint_line(issuer_t *is, struct issuer_line *l, int final, char *err,
+                           size_t errlen);
+static void maybe_checkpoint(issuer_t *is, struct issuer_line *l);
+
 void issuer_free(issuer_t *is)
 {
     if (is == NULL)
         return;
+    /* At shutdown every line that signed anything gets a final checkpoint. */
+    for (size_t i = 0; is->writer != NULL && is->signer != NULL && i < is->nlines; i++) {
+        struct issuer_line *l = &is->lines[i];
+        char err[256];
+        int due;
+        pthread_mutex_lock(&l->acct_mu);
+        due = l->signed_here > 0 || l->withheld.n > 0;
+        pthread_mutex_unlock(&l->acct_mu);
+        if (due)
+            checkpoint_line(is, l, 1, err, sizeof err);
+    }
     signer_client_free(is->signer);
     for (size_t i = 0; i < is->nretired; i++)
         signer_client_free(is->retired[i].c);
@@ -358,6 +499,9 @@ void issuer_free(issuer_t *is)
         free(is->lines[i].ca_der);
         free(is->lines[i].chain_pem);
         free(is->lines[i].root_pem);
+        free(is->lines[i].pending.v);
+        free(is->lines[i].withheld.v);
+        pthread_mutex_destroy(&is->lines[i].acct_mu);
     }
     free(is->actor);
     free(is);
@@ -531,11 +675,36 @@ static int redeliver(issuer_t *is, const issue_req_t *req, const lc_csr_t *csr,
 int issuer_audit_event(issuer_t *is, const char *line, const char *kind, const char *regid,
                        const char *serial, const char *reason, const char *detail)
 {
+    return issuer_audit_event_as(is, is->actor, line, kind, regid, serial, reason, detail);
+}
+
+static int append_via_writer(void *ctx, audit_entry_t *e, char *err, size_t errlen)
+{
+    return writer_append(((issuer_t *)ctx)->writer, e, 1, err, errlen);
+}
+
+int issuer_revoke(issuer_t *is, const char *serial, const char *regid, const char *reason,
+                  const char *actor, revoke_result_t *res, char *err, size_t errlen)
+{
+    int ret;
+
+    /* The lookup reads under read_mu; the row goes through the single writer. */
+    pthread_mutex_lock(&is->read_mu);
+    ret = revoke_certificate_via(is->reader, append_via_writer, is, serial, regid, reason, actor,
+                                 res, err, errlen);
+    pthread_mutex_unlock(&is->read_mu);
+    return ret;
+}
+
+int issuer_audit_event_as(issuer_t *is, const char *actor, const char *line, const char *kind,
+                          const char *regid, const char *serial, const char *reason,
+                          const char *detail)
+{
     audit_entry_t e;
     char err[256];
 
     memset(&e, 0, sizeof e);
-    e.row.actor = is->actor;
+    e.row.actor = actor;
     e.row.line = line;
     e.row.kind = kind;
     e.row.registration_id = regid;
@@ -590,7 +759,7 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
     struct issuer_line *l = find_line(is, req->line);
     unsigned char *der = NULL, serial[PROFILE_SERIAL_LEN];
     size_t der_len = 0;
-    char csr_hash[65] = "", spki_hash[65] = "", detail[600];
+    char csr_hash[65] = "", spki_hash[65] = "", detail[600], token[48];
     lc_csr_t csr;
     audit_cert_info_t prev;
     int have_prev = 0, claimed = 0, ret;
@@ -657,7 +826,7 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
     }
     claimed = 1;
     /*
-     * 3. a fresh serial.  127 random bits; uniqueness is enforced by the
+     * 3. a fresh serial: time prefix and 80 random bits; uniqueness is enforced by the
      * store's primary key (a collision would fail this one issuance cleanly).
      */
     if (profile_draw_serial(serial) != LC_OK) {
@@ -710,6 +879,7 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
         goto out;
     }
     /* 5. the audit row and the certificate, committed durably before anything is released */
+    sig_token(&sr, token, sizeof token);
     issuer_sha256_hex(sr.der, sr.der_len, res->thumbprint);
     memset(&e, 0, sizeof e);
     memset(&cert, 0, sizeof cert);
@@ -721,16 +891,13 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
     e.row.thumbprint = res->thumbprint;
     e.row.csr_sha256 = csr_hash;
     e.row.reason = NULL;
-    if (have_prev) {
-        snprintf(detail, sizeof detail, "re-issue replacing %s: %s", prev.serial,
+    if (have_prev)
+        snprintf(detail, sizeof detail, "%sre-issue replacing %s: %s", token, prev.serial,
                  req->reissue_reason ? req->reissue_reason : "");
-        e.row.detail = detail;
-    } else {
-        snprintf(detail, sizeof detail, "%s, signer signature #%llu%s%s",
-                 policy_key_type_name(csr.key_type), (unsigned long long)sr.signatures,
+    else
+        snprintf(detail, sizeof detail, "%s%s%s%s", token, policy_key_type_name(csr.key_type),
                  req->context ? "; " : "", req->context ? req->context : "");
-        e.row.detail = detail;
-    }
+    e.row.detail = detail;
     cert.serial = res->serial;
     cert.line = req->line;
     cert.registration_id = csr.cn;
@@ -764,6 +931,7 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
         ret = writer_append(is->writer, batch, n, res->message, sizeof res->message);
         e.row.seq = batch[0].row.seq;
     }
+    sig_settled(l, &sr, ret == LC_OK);
     if (ret != LC_OK) {
         ret = res->outcome = LC_ERR_AUDIT; /* the certificate is discarded, never released */
         goto out;
@@ -773,6 +941,7 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
     res->der_len = sr.der_len;
     sr.der = NULL;
     ret = res->outcome = LC_OK;
+    maybe_checkpoint(is, l);
 out:
     if (claimed)
         inflight_release(is, csr.cn);
@@ -805,6 +974,195 @@ static int signer_expect_cert(issuer_t *is, proto_msg_t *m, signer_result_t *sr,
     return ret;
 }
 
+/* Copies a set (NULL on out of memory for a non-empty one). */
+static struct sigref *sigset_copy(const struct sigset *set)
+{
+    struct sigref *v = malloc((set->n ? set->n : 1) * sizeof *v);
+
+    if (v != NULL && set->n > 0)
+        memcpy(v, set->v, set->n * sizeof *v);
+    return v;
+}
+
+static void put_sigrefs(proto_msg_t *m, uint16_t tag, const struct sigref *v, size_t n)
+{
+    char buf[64];
+
+    if (n > CHECKPOINT_MAX_LIST)
+        n = CHECKPOINT_MAX_LIST; /* never near: the pipeline holds far fewer */
+    for (size_t i = 0; i < n; i++) {
+        if (v[i].last > v[i].n)
+            snprintf(buf, sizeof buf, "%s:%llu-%llu", v[i].inst, (unsigned long long)v[i].n,
+                     (unsigned long long)v[i].last);
+        else
+            snprintf(buf, sizeof buf, "%s:%llu", v[i].inst, (unsigned long long)v[i].n);
+        proto_put_str(m, tag, buf);
+    }
+}
+
+/* The last committed row's seq and hash (0 and the zero hash for an empty log). */
+static int log_head(issuer_t *is, int64_t *rows, char head[65], char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    int rc;
+
+    *rows = 0;
+    memset(head, '0', 64);
+    head[64] = '\0';
+    pthread_mutex_lock(&is->read_mu);
+    rc = sqlite3_prepare_v2(audit_sqlite(is->reader),
+                            "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1", -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *h = (const char *)sqlite3_column_text(st, 1);
+        *rows = sqlite3_column_int64(st, 0);
+        if (h != NULL && strlen(h) == 64)
+            memcpy(head, h, 64);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&is->read_mu);
+    return rc == SQLITE_DONE ? LC_OK
+                             : lc_seterr(LC_ERR_AUDIT, err, errlen, "cannot read the log head");
+}
+
+/*
+ * A signed checkpoint of line l (docs/audit.md): the signer signs the log's
+ * row count and head hash, its own count of the line key's signatures, and
+ * what the station holds uncommitted (pending) or discarded (withheld); the
+ * row it becomes lets `audit verify` prove that the log accounts for every
+ * signature made before it.  final: at shutdown, nothing in flight.
+ */
+static int checkpoint_line(issuer_t *is, struct issuer_line *l, int final, char *err, size_t errlen)
+{
+    struct sigref *pend = NULL, *held = NULL;
+    size_t npend = 0, nheld = 0;
+    proto_msg_t m = {0}, r = {0};
+    proto_field_t f;
+    size_t pos = 0;
+    signer_client_t *sc;
+    signer_result_t own = {0};
+    const unsigned char *sig = NULL;
+    size_t sig_len = 0, payload_len = 0;
+    const char *payload = NULL;
+    char head[65], *detail = NULL;
+    int64_t rows;
+    audit_entry_t e;
+    int ret;
+
+    pthread_mutex_lock(&l->acct_mu);
+    if (l->checkpointing) {
+        pthread_mutex_unlock(&l->acct_mu);
+        return LC_OK;
+    }
+    l->checkpointing = 1;
+    l->since_checkpoint = 0;
+    npend = l->pending.n;
+    nheld = l->withheld.n;
+    pend = sigset_copy(&l->pending);
+    held = sigset_copy(&l->withheld);
+    pthread_mutex_unlock(&l->acct_mu);
+    if (pend == NULL || held == NULL) {
+        ret = lc_seterr(LC_ERR_NOMEM, err, errlen, "out of memory");
+        goto out;
+    }
+    if ((ret = log_head(is, &rows, head, err, errlen)) != LC_OK)
+        goto out;
+    proto_init(&m, PROTO_CHECKPOINT, 0);
+    proto_put_str(&m, T_LINE, l->cfg->id);
+    proto_put_i64(&m, T_ROWS, rows);
+    proto_put_str(&m, T_HEAD, head);
+    proto_put_u32(&m, T_FINAL, final && npend == 0 ? 1 : 0);
+    put_sigrefs(&m, T_PENDING, pend, npend);
+    put_sigrefs(&m, T_WITHHELD, held, nheld);
+    sc = signer_get(is);
+    ret = sc ? signer_client_call(sc, &m, &r, err, errlen)
+             : lc_seterr(LC_ERR_SIGNER, err, errlen, "signer not running");
+    signer_put(is, sc);
+    if (ret != LC_OK)
+        goto out;
+    if (r.type != PROTO_CERT) {
+        signer_result_t sr;
+        ret = signer_client_result(&r, &sr) == LC_OK
+                  ? lc_seterr(sr.err ? sr.err : LC_ERR_SIGNER, err, errlen, "checkpoint: %s",
+                              sr.detail)
+                  : lc_seterr(LC_ERR_SIGNER, err, errlen, "bad reply to CHECKPOINT");
+        free(sr.der);
+        goto out;
+    }
+    while (proto_next(&r, &pos, &f) == 1) {
+        if (f.tag == T_CERT) {
+            sig = f.val;
+            sig_len = f.len;
+        } else if (f.tag == T_DETAIL) {
+            payload = (const char *)f.val;
+            payload_len = f.len;
+        } else if (f.tag == T_SIG_NO) {
+            int64_t v = 0;
+            proto_get_i64(&f, &v);
+            own.sig_no = v > 0 ? (uint64_t)v : 0;
+        } else if (f.tag == T_INSTANCE && f.len == 16) {
+            memcpy(own.instance, f.val, 16);
+        }
+    }
+    if (sig == NULL || payload == NULL || memchr(payload, '\0', payload_len) != NULL) {
+        ret = lc_seterr(LC_ERR_SIGNER, err, errlen, "malformed CHECKPOINT reply");
+        goto out;
+    }
+    /* The row: the signed text, then the signature over it. */
+    detail = malloc(payload_len + 2 * sig_len + 16);
+    if (detail == NULL) {
+        ret = lc_seterr(LC_ERR_NOMEM, err, errlen, "out of memory");
+        sig_settled(l, &own, 0);
+        goto out;
+    }
+    memcpy(detail, payload, payload_len);
+    memcpy(detail + payload_len, " signature=", 11);
+    for (size_t i = 0; i < sig_len; i++)
+        snprintf(detail + payload_len + 11 + 2 * i, 3, "%02x", sig[i]);
+    detail[payload_len + 11 + 2 * sig_len] = '\0';
+    memset(&e, 0, sizeof e);
+    e.row.actor = is->actor;
+    e.row.line = l->cfg->id;
+    e.row.kind = "checkpoint";
+    e.row.detail = detail;
+    ret = writer_append(is->writer, &e, 1, err, errlen);
+    sig_settled(l, &own, ret == LC_OK);
+    if (ret == LC_OK) {
+        /* What it listed as withheld is accounted for now. */
+        pthread_mutex_lock(&l->acct_mu);
+        for (size_t i = 0; i < nheld; i++)
+            sigset_remove(&l->withheld, &held[i]);
+        if (l->since_checkpoint > 0)
+            l->since_checkpoint--; /* its own signature */
+        pthread_mutex_unlock(&l->acct_mu);
+    }
+out:
+    pthread_mutex_lock(&l->acct_mu);
+    l->checkpointing = 0;
+    if (ret != LC_OK && l->since_checkpoint == 0)
+        l->since_checkpoint = 1; /* try again with the next signature */
+    pthread_mutex_unlock(&l->acct_mu);
+    free(detail);
+    free(pend);
+    free(held);
+    proto_free(&m);
+    proto_free(&r);
+    return ret;
+}
+
+/* Every checkpoint_every signatures of a line, a checkpoint (errors wait for the next try). */
+static void maybe_checkpoint(issuer_t *is, struct issuer_line *l)
+{
+    char err[256];
+    int due;
+
+    pthread_mutex_lock(&l->acct_mu);
+    due = !l->checkpointing && l->since_checkpoint >= checkpoint_every(is);
+    pthread_mutex_unlock(&l->acct_mu);
+    if (due)
+        checkpoint_line(is, l, 0, err, sizeof err);
+}
+
 /* Parses uppercase/lowercase hex into big-endian bytes; returns the length or -1. */
 static int hex_bytes(const char *hex, unsigned char *out, size_t cap)
 {
@@ -821,6 +1179,26 @@ static int hex_bytes(const char *hex, unsigned char *out, size_t cap)
     return (int)i;
 }
 
+/* Takes the store's CRL numbering lock (<audit_db>.crl-lock); returns its fd or -1. */
+static int crl_lock(issuer_t *is, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    int fd;
+
+    if (snprintf(path, sizeof path, "%s.crl-lock", is->cfg->audit_db) >= (int)sizeof path) {
+        lc_seterr(LC_ERR_AUDIT, err, errlen, "audit store path too long");
+        return -1;
+    }
+    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0 || flock(fd, LOCK_EX) != 0) {
+        lc_seterr(LC_ERR_AUDIT, err, errlen, "CRL lock %s: %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 int issuer_crl(issuer_t *is, const char *line, int next_update_hours, unsigned char **der,
                size_t *der_len, uint64_t *number, char *err, size_t errlen)
 {
@@ -830,22 +1208,32 @@ int issuer_crl(issuer_t *is, const char *line, int next_update_hours, unsigned c
     proto_msg_t m = {0};
     signer_result_t sr = {0};
     audit_entry_t e;
-    char num_hex[17], detail[200], thumb[65];
+    char num_hex[17], detail[240], thumb[65], token[48];
     int64_t now = (int64_t)time(NULL), next = now + (int64_t)next_update_hours * 3600;
-    int ret;
+    struct issuer_line *l = find_line(is, line);
+    int ret, lock_fd;
 
     *der = NULL;
     *der_len = 0;
     *number = 0;
-    if (find_line(is, line) == NULL)
+    if (l == NULL)
         return lc_seterr(LC_ERR_CONFIG, err, errlen, "no line \"%s\"", line);
+    /*
+     * CRL numbers come from the log, and the daemon and a `linecert crl` may
+     * both make one: from reading the last number to committing the next,
+     * hold a lock that every station process on this store takes.
+     */
+    if ((lock_fd = crl_lock(is, err, errlen)) < 0)
+        return LC_ERR_AUDIT;
     pthread_mutex_lock(&is->read_mu);
     ret = lifecycle_crl_state(is->reader, line, &cs, err, errlen);
     if (ret == LC_OK)
         ret = lifecycle_revoked(is->reader, line, &rev, &n, err, errlen);
     pthread_mutex_unlock(&is->read_mu);
-    if (ret != LC_OK)
+    if (ret != LC_OK) {
+        close(lock_fd);
         return LC_ERR_AUDIT;
+    }
     proto_init(&m, PROTO_CRL, 0);
     proto_put_str(&m, T_LINE, line);
     proto_put_i64(&m, T_CRL_NUMBER, (int64_t)(cs.number + 1));
@@ -868,7 +1256,8 @@ int issuer_crl(issuer_t *is, const char *line, int next_update_hours, unsigned c
         goto out;
     /* The CRL is audited: its number comes from the log, so numbering survives restarts. */
     snprintf(num_hex, sizeof num_hex, "%016llX", (unsigned long long)(cs.number + 1));
-    snprintf(detail, sizeof detail, "next-update-ms=%lld; entries=%zu; CRL #%llu signed",
+    sig_token(&sr, token, sizeof token);
+    snprintf(detail, sizeof detail, "%snext-update-ms=%lld; entries=%zu; CRL #%llu signed", token,
              (long long)next * 1000, n, (unsigned long long)(cs.number + 1));
     issuer_sha256_hex(sr.der, sr.der_len, thumb);
     memset(&e, 0, sizeof e);
@@ -878,7 +1267,9 @@ int issuer_crl(issuer_t *is, const char *line, int next_update_hours, unsigned c
     e.row.serial = num_hex;
     e.row.thumbprint = thumb;
     e.row.detail = detail;
-    if (writer_append(is->writer, &e, 1, err, errlen) != LC_OK) {
+    ret = writer_append(is->writer, &e, 1, err, errlen);
+    sig_settled(l, &sr, ret == LC_OK);
+    if (ret != LC_OK) {
         ret = LC_ERR_AUDIT;
         goto out;
     }
@@ -889,6 +1280,7 @@ int issuer_crl(issuer_t *is, const char *line, int next_update_hours, unsigned c
 out:
     free(sr.der);
     free(rev);
+    close(lock_fd); /* releases the lock */
     proto_free(&m);
     return ret;
 }
@@ -926,13 +1318,14 @@ int issuer_verification_cert(issuer_t *is, const char *line, const char *code, u
     proto_msg_t m = {0};
     signer_result_t sr = {0};
     audit_entry_t e;
-    char thumb[65], detail[200];
+    char thumb[65], detail[240], token[48];
     int64_t now = (int64_t)time(NULL);
+    struct issuer_line *l = find_line(is, line);
     int ret;
 
     *der = NULL;
     *der_len = 0;
-    if (find_line(is, line) == NULL)
+    if (l == NULL)
         return lc_seterr(LC_ERR_CONFIG, err, errlen, "no line \"%s\"", line);
     {
         size_t n = strlen(code), hex = strspn(code, "0123456789abcdefABCDEF");
@@ -957,8 +1350,9 @@ int issuer_verification_cert(issuer_t *is, const char *line, const char *code, u
     if (ret != LC_OK)
         goto out;
     issuer_sha256_hex(sr.der, sr.der_len, thumb);
-    snprintf(detail, sizeof detail, "DPS proof-of-possession certificate for code %s, valid 1 day",
-             code);
+    sig_token(&sr, token, sizeof token);
+    snprintf(detail, sizeof detail,
+             "%sDPS proof-of-possession certificate for code %s, valid 1 day", token, code);
     memset(&e, 0, sizeof e);
     e.row.actor = is->actor;
     e.row.line = line;
@@ -966,7 +1360,9 @@ int issuer_verification_cert(issuer_t *is, const char *line, const char *code, u
     e.row.serial = serial_hex;
     e.row.thumbprint = thumb;
     e.row.detail = detail;
-    if (writer_append(is->writer, &e, 1, err, errlen) != LC_OK) {
+    ret = writer_append(is->writer, &e, 1, err, errlen);
+    sig_settled(l, &sr, ret == LC_OK);
+    if (ret != LC_OK) {
         ret = LC_ERR_AUDIT; /* not released without its audit row */
         goto out;
     }
@@ -986,10 +1382,13 @@ int issuer_bench_sign(issuer_t *is, const char *line, uint32_t count, int64_t *e
     proto_msg_t m = {0}, r = {0};
     proto_field_t f;
     signer_client_t *sc = signer_get(is);
-    uint64_t before = 0, after = 0;
+    struct issuer_line *l = find_line(is, line);
+    struct sigref block = {"", 0, 0};
+    int64_t first = 0;
+    uint32_t made = 0;
     size_t pos = 0;
-    char detail[200];
-    int ret;
+    char detail[240];
+    int ret, aret;
 
     *elapsed_ns = 0;
     proto_init(&m, PROTO_BENCH_SIGN, 0);
@@ -1005,25 +1404,39 @@ int issuer_bench_sign(issuer_t *is, const char *line, uint32_t count, int64_t *e
                   : lc_seterr(LC_ERR_SIGNER, err, errlen, "bad reply to BENCH_SIGN");
         free(sr.der);
     }
-    while (ret == LC_OK && proto_next(&r, &pos, &f) == 1) {
+    while (proto_next(&r, &pos, &f) == 1) {
         if (f.tag == T_ELAPSED_NS)
             proto_get_i64(&f, elapsed_ns);
-        else if (f.tag == T_SIGNATURES)
-            proto_get_i64(&f, (int64_t *)&after);
+        else if (f.tag == T_SIG_NO)
+            proto_get_i64(&f, &first);
+        else if (f.tag == T_COUNT)
+            proto_get_u32(&f, &made);
+        else if (f.tag == T_INSTANCE && f.len == 16)
+            memcpy(block.inst, f.val, 16);
     }
     proto_free(&m);
     proto_free(&r);
-    if (ret != LC_OK)
-        return ret;
-    before = after - count;
-    /* Benchmark signatures are signatures too: the log accounts for them. */
+    if (first <= 0 || made == 0 || block.inst[0] == '\0' || l == NULL)
+        return ret; /* no signature was numbered: nothing to account */
+    block.n = (uint64_t)first;
+    block.last = block.n + made - 1;
+    /* Benchmark signatures are signatures too, failed run or not: the log accounts for them. */
     snprintf(detail, sizeof detail,
-             "raw signing benchmark: %u signatures (#%llu-#%llu) of fixed "
-             "digests, no certificate",
-             count, (unsigned long long)before + 1, (unsigned long long)after);
-    return issuer_audit_event(is, line, "bench", NULL, NULL, NULL, detail) == LC_OK
-               ? LC_OK
-               : lc_seterr(LC_ERR_AUDIT, err, errlen, "cannot audit the benchmark");
+             "sig=%s:%llu-%llu; raw signing benchmark%s: %u signatures of fixed digests, "
+             "no certificate",
+             block.inst, (unsigned long long)block.n, (unsigned long long)block.last,
+             ret == LC_OK ? "" : " (failed)", made);
+    aret = issuer_audit_event(is, line, "bench", NULL, NULL, NULL, detail);
+    pthread_mutex_lock(&l->acct_mu);
+    sigset_remove(&l->pending, &block);
+    if (aret != LC_OK)
+        sigset_add(&l->withheld, &block);
+    pthread_mutex_unlock(&l->acct_mu);
+    if (ret == LC_OK && aret != LC_OK)
+        ret = lc_seterr(LC_ERR_AUDIT, err, errlen, "cannot audit the benchmark");
+    if (ret == LC_OK)
+        maybe_checkpoint(is, l);
+    return ret;
 }
 
 const char *issuer_line_key_type(issuer_t *is, const char *line)

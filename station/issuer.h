@@ -11,6 +11,7 @@
 #define LINECERT_ISSUER_H
 
 #include "audit.h"
+#include "revoke.h"
 #include "config.h"
 #include "lifecycle.h"
 #include "policy.h"
@@ -85,6 +86,18 @@ int issuer_chain_pem(issuer_t *is, const char *line, const unsigned char *der, s
  */
 int issuer_audit_event(issuer_t *is, const char *line, const char *kind, const char *regid,
                        const char *serial, const char *reason, const char *detail);
+
+/* issuer_audit_event() with another actor (a control socket peer, "uid=1001(alice)"). */
+int issuer_audit_event_as(issuer_t *is, const char *actor, const char *line, const char *kind,
+                          const char *regid, const char *serial, const char *reason,
+                          const char *detail);
+
+/*
+ * Revokes a certificate through the issuer's writer (see revoke.h): by
+ * serial or by registration ID, for an RFC 5280 reason, recorded with actor.
+ */
+int issuer_revoke(issuer_t *is, const char *serial, const char *regid, const char *reason,
+                  const char *actor, revoke_result_t *res, char *err, size_t errlen);
 
 /* Records that the PLC acknowledged the delivery of serial. */
 int issuer_mark_acked(issuer_t *is, const char *serial);

@@ -24,8 +24,21 @@ static int reason_allowed(const char *r)
     return 0;
 }
 
+static int append_direct(void *ctx, audit_entry_t *e, char *err, size_t errlen)
+{
+    return audit_append(ctx, e, 1, err, errlen);
+}
+
 int revoke_certificate(audit_t *a, const char *serial, const char *regid, const char *reason,
                        const char *actor, revoke_result_t *res, char *err, size_t errlen)
+{
+    return revoke_certificate_via(a, append_direct, a, serial, regid, reason, actor, res, err,
+                                  errlen);
+}
+
+int revoke_certificate_via(audit_t *a, revoke_append_fn append, void *ctx, const char *serial,
+                           const char *regid, const char *reason, const char *actor,
+                           revoke_result_t *res, char *err, size_t errlen)
 {
     audit_cert_info_t info;
     lifecycle_revoked_t prior;
@@ -86,7 +99,7 @@ int revoke_certificate(audit_t *a, const char *serial, const char *regid, const 
     e.row.reason = reason;
     e.row.detail = detail;
     e.revokes = info.serial;
-    ret = audit_append(a, &e, 1, err, errlen);
+    ret = append(ctx, &e, err, errlen);
     if (ret != LC_OK)
         return LC_ERR_AUDIT;
     res->seq = e.row.seq;

@@ -35,4 +35,16 @@ typedef struct revoke_result {
 int revoke_certificate(audit_t *a, const char *serial, const char *regid, const char *reason,
                        const char *actor, revoke_result_t *res, char *err, size_t errlen);
 
+/* Writes the revocation row e (one entry); returns LC_OK or an error with its message. */
+typedef int (*revoke_append_fn)(void *ctx, audit_entry_t *e, char *err, size_t errlen);
+
+/*
+ * revoke_certificate() that looks the certificate up in a (which may be a
+ * read-only handle) and writes the row through append: the daemon's single
+ * writer.
+ */
+int revoke_certificate_via(audit_t *a, revoke_append_fn append, void *ctx, const char *serial,
+                           const char *regid, const char *reason, const char *actor,
+                           revoke_result_t *res, char *err, size_t errlen);
+
 #endif

@@ -188,12 +188,13 @@ static void expect_refused(const char *name, const char *reason)
 }
 
 /* The last audit row as "kind|reason" via the sqlite3 CLI. */
+/* The newest event row (each CLI run ends with its signer's checkpoint, docs/audit.md). */
 static char *last_row(void)
 {
     char *out = NULL;
     ck_assert_int_eq(tu_runf(&out, NULL,
                              "sqlite3 %s/pki/audit.db \"SELECT kind||'|'||ifnull(reason,'') FROM "
-                             "audit ORDER BY seq DESC LIMIT 1\"",
+                             "audit WHERE kind != 'checkpoint' ORDER BY seq DESC LIMIT 1\"",
                              dir),
                      0);
     out[strcspn(out, "\n")] = '\0';
@@ -294,7 +295,10 @@ START_TEST(audit_verify_detects_edit)
     ck_assert_int_eq(issue("v2", "--out /dev/null", NULL, NULL), 0);
     ck_assert_int_eq(
         tu_runf(&out, NULL, "%s audit verify --config %s/pki/station.ini", linecert, dir), 0);
-    ck_assert_msg(strncmp(out, "ok: 2 rows, head ", 17) == 0, "%s", out);
+    /* Two issued rows, each followed by its signer's final checkpoint. */
+    ck_assert_msg(strncmp(out, "ok: 4 rows, head ", 17) == 0, "%s", out);
+    ck_assert_msg(strstr(out, "checkpoints: 2 verified; signatures accounted for: 4") != NULL, "%s",
+                  out);
     free(out);
     ck_assert_int_eq(tu_runf(NULL, NULL,
                              "sqlite3 %s/pki/audit.db \"UPDATE audit SET registration_id='forged' "
