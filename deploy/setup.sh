@@ -46,10 +46,11 @@ while [ $# -gt 0 ]; do
     shift
 done
 
-# Build and test dependencies. The second group is for work that is on its
-# way (PLC over Modbus, systemd service, JSON output, the GTK4 operator UI and
-# its tests under Xvfb); they are installed now so that machines set up today
-# keep working when that code lands.
+# Build and test dependencies: the compiler and libraries; PKCS#11 (SoftHSM2,
+# OpenSC's pkcs11-tool); the PLC, service, JSON and GTK4 UI libraries with
+# Xvfb for the UI tests; clang with libFuzzer for tests/fuzz (a separate
+# build); the OpenSSL pkcs11 engine for tests/bench/openssl-peers.sh; acl
+# (setfacl) for deploy/install.sh; time (/usr/bin/time) for tests/bench.
 packages=(
     build-essential cmake pkg-config
     libssl-dev openssl
@@ -59,6 +60,8 @@ packages=(
     gnutls-bin ca-certificates clang-format
     libmodbus-dev libsystemd-dev libjson-c-dev
     libgtk-4-dev xvfb xauth procps
+    clang libclang-rt-14-dev
+    libengine-pkcs11-openssl acl time
 )
 
 missing=()

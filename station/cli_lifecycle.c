@@ -5,6 +5,7 @@
  */
 #include "audit.h"
 #include "cli.h"
+#include "control.h"
 #include "issuer.h"
 #include "lcerr.h"
 #include "lifecycle.h"
@@ -47,18 +48,59 @@ static void iso_time(int64_t ms, char *buf, size_t len)
     strftime(buf, len, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
+/*
+ * `linecert revoke --via-daemon`: the running daemon revokes through its own
+ * writer, after checking on its control socket that the caller is in the
+ * security group, and records the caller's uid as the actor.  For staff who
+ * may not write the store themselves (docs/control.md).
+ */
+static int revoke_via_daemon(const lc_config_t *cfg, const char *serial, const char *regid,
+                             const char *reason)
+{
+    json_object *reply = NULL, *v;
+    char arg[256], err[512];
+    int ret;
+
+    snprintf(arg, sizeof arg, "%s%s %s", regid ? "regid:" : "", regid ? regid : serial, reason);
+    if (control_request(cfg->control_socket, "revoke", arg, 10000, &reply, err, sizeof err) !=
+        LC_OK) {
+        fprintf(stderr, "linecert: revoke: %s\n", err);
+        return EXIT_DAEMON;
+    }
+    if (!json_object_object_get_ex(reply, "ok", &v) || !json_object_get_boolean(v)) {
+        fprintf(stderr, "linecert: revoke: %s\n",
+                json_object_object_get_ex(reply, "error", &v) ? json_object_get_string(v)
+                                                              : "the daemon refused");
+        ret = EXIT_USAGE;
+    } else {
+        const char *sn =
+            json_object_object_get_ex(reply, "serial", &v) ? json_object_get_string(v) : "?";
+        const char *line =
+            json_object_object_get_ex(reply, "line", &v) ? json_object_get_string(v) : "?";
+        int already = json_object_object_get_ex(reply, "already", &v) && json_object_get_boolean(v);
+        printf("%s: %s (line %s) by the daemon\n", already ? "already revoked" : "revoked", sn,
+               line);
+        ret = 0;
+    }
+    json_object_put(reply);
+    return ret;
+}
+
 int cmd_revoke(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'},          {"serial", required_argument, NULL, 's'},
-        {"registration-id", required_argument, NULL, 'r'}, {"reason", required_argument, NULL, 'R'},
-        {"actor", required_argument, NULL, 'a'},           {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"serial", required_argument, NULL, 's'},
+                                         {"registration-id", required_argument, NULL, 'r'},
+                                         {"reason", required_argument, NULL, 'R'},
+                                         {"actor", required_argument, NULL, 'a'},
+                                         {"via-daemon", no_argument, NULL, 'd'},
+                                         {NULL, 0, NULL, 0}};
     const char *config = NULL, *serial = NULL, *regid = NULL, *reason = NULL, *as = NULL;
     lc_config_t *cfg = NULL;
     audit_t *a = NULL;
     revoke_result_t res;
     char err[512], actor[200], user[128], when[32];
-    int c, ret;
+    int c, ret, via_daemon = 0;
 
     optind = 0;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -78,6 +120,9 @@ int cmd_revoke(int argc, char **argv)
         case 'a':
             as = optarg;
             break;
+        case 'd':
+            via_daemon = 1;
+            break;
         default:
             return EXIT_USAGE;
         }
@@ -90,8 +135,15 @@ int cmd_revoke(int argc, char **argv)
         return usage_error("%s", "revoke: --reason is required (unspecified, keyCompromise, "
                                  "cACompromise, affiliationChanged, superseded, "
                                  "cessationOfOperation, certificateHold, privilegeWithdrawn)");
+    if (via_daemon && as != NULL)
+        return usage_error("%s", "revoke: --actor cannot be used with --via-daemon (the daemon "
+                                 "records who you are from the socket)");
     if ((ret = load_config(config, &cfg)) != 0)
         return ret;
+    if (via_daemon) {
+        ret = revoke_via_daemon(cfg, serial, regid, reason);
+        goto out;
+    }
     actor_name(user, sizeof user);
     if (as != NULL)
         snprintf(actor, sizeof actor, "%.80s (Unix user %.100s)", as, user);

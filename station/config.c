@@ -3,6 +3,7 @@
  */
 #include "config.h"
 
+#include "control.h"
 #include "lcerr.h"
 #include "p11uri.h"
 
@@ -197,6 +198,172 @@ static int set_jig(struct parse *p, lc_line_cfg_t *l, const char *s, const char 
     return set_str(p, &l->jig, s, k, v);
 }
 
+/*
+ * PKCS#11 modules that Debian packages (amd64 and arm64 paths), and the
+ * client libraries of HSMs whose vendors install them at one fixed path.
+ * Deliberately absent: pkcs11-spy.so (logs every call, the PIN included),
+ * p11-kit-client.so (forwards to a remote p11-kit server) and
+ * p11-kit-trust.so (a trust store, not a key store).  Anything else goes in
+ * the allow file (docs/config.md).
+ */
+static const char *const builtin_modules[] = {
+    /* SoftHSM2 (libsofthsm2): the demo and test token */
+    "/usr/lib/softhsm/libsofthsm2.so", "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    /* OpenSC (opensc-pkcs11): smart-card HSMs such as the Nitrokey HSM / SmartCard-HSM */
+    "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so",
+    "/usr/lib/x86_64-linux-gnu/pkcs11/opensc-pkcs11.so",
+    "/usr/lib/x86_64-linux-gnu/onepin-opensc-pkcs11.so",
+    "/usr/lib/x86_64-linux-gnu/pkcs11/onepin-opensc-pkcs11.so",
+    "/usr/lib/aarch64-linux-gnu/opensc-pkcs11.so",
+    "/usr/lib/aarch64-linux-gnu/pkcs11/opensc-pkcs11.so",
+    "/usr/lib/aarch64-linux-gnu/onepin-opensc-pkcs11.so",
+    "/usr/lib/aarch64-linux-gnu/pkcs11/onepin-opensc-pkcs11.so",
+    /* p11-kit proxy (p11-kit-modules): the modules configured in /etc/pkcs11/modules */
+    "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so", "/usr/lib/aarch64-linux-gnu/p11-kit-proxy.so",
+    /* YubiKey PIV (ykcs11) and YubiHSM 2 (Yubico's yubihsm-shell package) */
+    "/usr/lib/x86_64-linux-gnu/libykcs11.so.2", "/usr/lib/aarch64-linux-gnu/libykcs11.so.2",
+    "/usr/lib/x86_64-linux-gnu/pkcs11/yubihsm_pkcs11.so",
+    "/usr/lib/aarch64-linux-gnu/pkcs11/yubihsm_pkcs11.so",
+    /* network HSM clients at their vendors' fixed install paths */
+    "/usr/safenet/lunaclient/lib/libCryptoki2_64.so", /* Thales Luna */
+    "/opt/nfast/toolkits/pkcs11/libcknfast.so",       /* Entrust nShield */
+    "/opt/cloudhsm/lib/libcloudhsm_pkcs11.so",        /* AWS CloudHSM client SDK 5 */
+};
+
+/* 1 if entry names the file whose canonical path is real; an entry that does not exist is not. */
+static int same_file(const char *entry, const char *real)
+{
+    char r[PATH_MAX];
+
+    return realpath(entry, r) != NULL && strcmp(r, real) == 0;
+}
+
+/*
+ * Files that decide what linecert trusts (the configuration, the allow
+ * file) must be owned by root or by whoever loads them, and writable by
+ * nobody else: otherwise another account could make the signer load its
+ * library.  Returns NULL if st passes, else a static reason.
+ */
+static const char *untrusted_file(const struct stat *st)
+{
+    if (!S_ISREG(st->st_mode))
+        return "is not a regular file";
+    if (st->st_mode & 022)
+        return "is writable by group or others";
+    if (st->st_uid != 0 && st->st_uid != geteuid())
+        return "is not owned by root or by the user loading it";
+    return NULL;
+}
+
+/*
+ * Looks real up in the allow file.  Returns 1 (listed), 0 (not listed, or
+ * no allow file), or -1 after fail() (the allow file is unusable or
+ * malformed: better to stop than to guess).
+ */
+static int allow_file_lists(struct parse *p, const char *s, const char *k, const char *real)
+{
+    const char *env = secure_getenv(CONFIG_PKCS11_ALLOW_ENV);
+    const char *path = env != NULL && *env != '\0' ? env : CONFIG_PKCS11_ALLOW_FILE;
+    char *line = NULL;
+    size_t cap = 0;
+    struct stat st;
+    const char *why;
+    int found = 0, n = 0;
+    ssize_t len;
+    FILE *f;
+
+    f = fopen(path, "re");
+    if (f == NULL) {
+        if (errno == ENOENT && path != env)
+            return 0;
+        fail(p, s, k, "allow-list %s%s: %s", path,
+             path == env ? " (" CONFIG_PKCS11_ALLOW_ENV ")" : "", strerror(errno));
+        return -1;
+    }
+    if (fstat(fileno(f), &st) != 0) {
+        fail(p, s, k, "allow-list %s: %s", path, strerror(errno));
+        fclose(f);
+        return -1;
+    }
+    if ((why = untrusted_file(&st)) != NULL) {
+        fail(p, s, k,
+             "allow-list %s %s (mode %04o, uid %u); it must be owned by root or uid %u "
+             "and not writable by group or others",
+             path, why, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)geteuid());
+        fclose(f);
+        return -1;
+    }
+    while (!found && (len = getline(&line, &cap, f)) >= 0) {
+        char *e = line, *end = line + len;
+        n++;
+        while (end > e && (end[-1] == '\n' || end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+            *--end = '\0';
+        while (*e == ' ' || *e == '\t')
+            e++;
+        if (*e == '\0' || *e == '#')
+            continue;
+        if (*e != '/') {
+            fail(p, s, k, "allow-list %s:%d: \"%.200s\" is not an absolute path", path, n, e);
+            found = -1;
+            break;
+        }
+        found = same_file(e, real);
+    }
+    free(line);
+    fclose(f);
+    return found;
+}
+
+/*
+ * pkcs11_module: absolute, a root- or self-owned regular file nobody else
+ * can write, and, compared as canonical paths (a symlink cannot smuggle in
+ * another library), on the built-in list or in the allow file.  The
+ * canonical path is stored, so the signer loads exactly the file checked.
+ */
+static int set_module(struct parse *p, const char *s, const char *k, const char *v)
+{
+    lc_config_t *c = p->cfg;
+    char real[PATH_MAX], shown[PATH_MAX + 32];
+    struct stat st;
+    const char *why;
+    int listed = 0;
+
+    if (c->pkcs11_module != NULL)
+        return fail(p, s, k, "given twice");
+    if (v[0] != '/')
+        return fail(p, s, k, "must be an absolute path");
+    if (realpath(v, real) == NULL || stat(real, &st) != 0)
+        return fail(p, s, k, "%s: %s", v, strerror(errno));
+    if (strcmp(real, v) != 0)
+        snprintf(shown, sizeof shown, "%s (which is %s)", v, real);
+    else
+        snprintf(shown, sizeof shown, "%s", v);
+    if ((why = untrusted_file(&st)) != NULL)
+        return fail(p, s, k, "%s %s (mode %04o, uid %u)", shown, why,
+                    (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid);
+    for (size_t i = 0; i < sizeof builtin_modules / sizeof builtin_modules[0] && !listed; i++)
+        listed = same_file(builtin_modules[i], real);
+    if (!listed && (listed = allow_file_lists(p, s, k, real)) < 0)
+        return 0;
+    if (!listed)
+        return fail(p, s, k, "%s is not on the PKCS#11 module allow-list (see docs/config.md)",
+                    shown);
+    c->pkcs11_module = strdup(real);
+    return c->pkcs11_module != NULL ? 1 : fail(p, s, k, "out of memory");
+}
+
+/* operator_group, security_group: set explicitly, the group must exist here. */
+static int set_group(struct parse *p, char **dst, const char *s, const char *k, const char *v)
+{
+    if (strlen(v) > 63)
+        return fail(p, s, k, "group name longer than 63 characters");
+    /* the same lookup the control socket enforces with */
+    if (!control_group_lookup(v, NULL))
+        return fail(p, s, k, "group \"%s\" does not exist on this system", v);
+    return set_str(p, dst, s, k, v);
+}
+
 static int station_key(struct parse *p, const char *s, const char *k, const char *v)
 {
     lc_config_t *c = p->cfg;
@@ -220,11 +387,8 @@ static int station_key(struct parse *p, const char *s, const char *k, const char
         free(dir);
         return 1;
     }
-    if (strcmp(k, "pkcs11_module") == 0) {
-        if (v[0] != '/')
-            return fail(p, s, k, "must be an absolute path");
-        return set_path(p, &c->pkcs11_module, s, k, v, 1);
-    }
+    if (strcmp(k, "pkcs11_module") == 0)
+        return set_module(p, s, k, v);
     if (strcmp(k, "pin_file") == 0) {
         if (!set_path(p, &c->pin_file, s, k, v, 1))
             return 0;
@@ -252,6 +416,12 @@ static int station_key(struct parse *p, const char *s, const char *k, const char
     }
     if (strcmp(k, "crl_next_update_hours") == 0)
         return set_int(p, &c->crl_next_update_hours, s, k, v, 1, 24 * 366);
+    if (strcmp(k, "checkpoint_every") == 0)
+        return set_int(p, &c->checkpoint_every, s, k, v, 1, 1000000);
+    if (strcmp(k, "operator_group") == 0)
+        return set_group(p, &c->operator_group, s, k, v);
+    if (strcmp(k, "security_group") == 0)
+        return set_group(p, &c->security_group, s, k, v);
     if (strcmp(k, "control_socket") == 0)
         return set_path(p, &c->control_socket, s, k, v, 0);
     if (strcmp(k, "shifts") == 0) {
@@ -373,6 +543,8 @@ int config_load(const char *path, lc_config_t **out, char *err, size_t errlen)
     struct parse p = {0};
     lc_config_t *c;
     char real[PATH_MAX];
+    struct stat st;
+    const char *why;
     int rc, ret = LC_ERR_CONFIG;
 
     *out = NULL;
@@ -383,6 +555,7 @@ int config_load(const char *path, lc_config_t **out, char *err, size_t errlen)
     c->not_before_skew_s = 300;
     c->crl_next_update_hours = 168;
     c->signer_threads = 2;
+    c->checkpoint_every = 1000;
     p.cfg = c;
     p.err = err;
     p.errlen = errlen;
@@ -401,6 +574,21 @@ int config_load(const char *path, lc_config_t **out, char *err, size_t errlen)
     p.f = fopen(path, "re");
     if (p.f == NULL) {
         lc_seterr(ret, err, errlen, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    /* fstat of what was opened: what is checked is what is read. */
+    if (fstat(fileno(p.f), &st) != 0) {
+        lc_seterr(ret, err, errlen, "%s: %s", path, strerror(errno));
+        fclose(p.f);
+        goto out;
+    }
+    if ((why = untrusted_file(&st)) != NULL) {
+        lc_seterr(ret, err, errlen,
+                  "%s %s (mode %04o, owner uid %u); it must be owned by root or uid %u and not "
+                  "writable by group or others (chown root, chmod go-w)",
+                  path, why, (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid,
+                  (unsigned)geteuid());
+        fclose(p.f);
         goto out;
     }
     rc = ini_parse_stream(reader, &p, handler, &p);
@@ -425,7 +613,11 @@ int config_load(const char *path, lc_config_t **out, char *err, size_t errlen)
         lc_seterr(ret, err, errlen, "out of memory");
         goto out;
     }
-    if (c->shifts == NULL && (c->shifts = strdup("06:00,14:00,22:00")) == NULL) {
+    if ((c->shifts == NULL && (c->shifts = strdup("06:00,14:00,22:00")) == NULL) ||
+        (c->operator_group == NULL &&
+         (c->operator_group = strdup(CONTROL_DEFAULT_OPERATOR_GROUP)) == NULL) ||
+        (c->security_group == NULL &&
+         (c->security_group = strdup(CONTROL_DEFAULT_SECURITY_GROUP)) == NULL)) {
         lc_seterr(ret, err, errlen, "out of memory");
         goto out;
     }
@@ -484,6 +676,8 @@ void config_free(lc_config_t *c)
     free(c->control_socket);
     free(c->crl_dir);
     free(c->shifts);
+    free(c->operator_group);
+    free(c->security_group);
     free(c);
 }
 

@@ -1,6 +1,6 @@
 /*
- * control.c — the daemon's control socket (server thread) and the client
- * side used by the CLI and the UI (docs/control.md).
+ * control.c — the daemon's control socket (server thread), its access
+ * policy, and the client side used by the CLI and the UI (docs/control.md).
  *
  * One thread serves every client with poll() rather than a thread per
  * client: requests are a line each, the handler must not block, and so a
@@ -9,14 +9,25 @@
  * buffer; a client that stops reading is dropped once that buffer is full,
  * so it can neither stall the loop nor make the daemon hoard memory.
  * Shutdown is an eventfd the thread polls alongside the sockets.
+ *
+ * Access: who the peer is comes from the kernel when it connects
+ * (SO_PEERCRED, SO_PEERGROUPS), never from anything the client says, and
+ * every request is checked against the role its command needs before the
+ * daemon's handler sees it.  The decision is control_authorize(), a pure
+ * function, so it can be tested without creating users.
  */
 #include "control.h"
 #include "lcerr.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <linux/posix_acl.h>
+#include <linux/posix_acl_xattr.h>
 #include <poll.h>
 #include <pthread.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +37,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -34,13 +46,15 @@
 #define CONTROL_OUT_MAX      65536     /* unsent reply bytes a client may leave behind */
 #define CONTROL_MAX_REPLY    (1 << 20) /* client side: longest reply line accepted */
 #define CONTROL_IDLE_EVICT_S 5.0       /* a full table evicts a client silent this long */
-#define CONTROL_MODE         0660      /* owner and group (operators) only */
+#define CONTROL_MODE         0660      /* owner and group; the ACL adds the two role groups */
+#define CONTROL_NSS_BUF_MAX  (1 << 20) /* getgrnam_r of a group with many members */
 /* One line per reply; paths stay readable ("/var/lib", not "\\/var\\/lib") for nc users. */
 #define CONTROL_JSON_FLAGS (JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE)
 
 struct client {
     int fd;                        /* -1: free slot */
-    control_peer_t peer;           /* from SO_PEERCRED at accept */
+    control_peer_t peer;           /* from SO_PEERCRED at accept; peer.groups = groups */
+    gid_t *groups;                 /* SO_PEERGROUPS at accept (malloc'd, may be NULL) */
     char in[CONTROL_MAX_LINE + 1]; /* one request and its '\n' */
     size_t in_len;
     char *out; /* replies not yet written */
@@ -58,11 +72,283 @@ struct control {
     dev_t dev; /* the socket file we created, so that we never unlink another's */
     ino_t ino;
     control_handler_fn fn;
+    control_denied_fn denied;
     void *user;
+    pthread_mutex_t mu;      /* guards policy and notice: control_set_policy() runs elsewhere */
+    control_policy_t policy; /* who may do what */
+    char notice[512];        /* for the daemon's log: missing groups, no ACLs */
     pthread_t thread;
     int started;
     struct client clients[CONTROL_MAX_CLIENTS];
 };
+
+/* ---- who may do what ---- */
+
+/* The commands this module knows, and the role each needs (docs/control.md). */
+static const struct {
+    const char *cmd;
+    control_role_t role;
+} control_commands[] = {
+    {"status", CONTROL_ROLE_READ},
+    {"pause", CONTROL_ROLE_OPERATE},
+    {"resume", CONTROL_ROLE_OPERATE},
+    {"revoke", CONTROL_ROLE_SECURITY},
+};
+
+control_role_t control_command_role(const char *cmd)
+{
+    for (size_t i = 0; i < sizeof control_commands / sizeof control_commands[0]; i++)
+        if (cmd != NULL && strcmp(cmd, control_commands[i].cmd) == 0)
+            return control_commands[i].role;
+    return CONTROL_ROLE_DAEMON;
+}
+
+static int in_group(gid_t want, gid_t gid, const gid_t *groups, size_t ngroups)
+{
+    if (gid == want)
+        return 1;
+    for (size_t i = 0; i < ngroups; i++)
+        if (groups[i] == want)
+            return 1;
+    return 0;
+}
+
+int control_authorize(control_role_t need, uid_t uid, gid_t gid, const gid_t *groups,
+                      size_t ngroups, const control_policy_t *pol)
+{
+    int op, sec;
+
+    if (pol == NULL)
+        return 0;
+    if (uid == 0 || uid == pol->daemon_uid)
+        return 1;
+    if (groups == NULL)
+        ngroups = 0;
+    op = pol->operator_exists && in_group(pol->operator_gid, gid, groups, ngroups);
+    sec = pol->security_exists && in_group(pol->security_gid, gid, groups, ngroups);
+    switch (need) {
+    case CONTROL_ROLE_READ:
+        return op || sec;
+    case CONTROL_ROLE_OPERATE:
+        return op;
+    case CONTROL_ROLE_SECURITY:
+        return sec;
+    case CONTROL_ROLE_DAEMON:
+    default:
+        return 0;
+    }
+}
+
+/*
+ * Text from a client as it may appear in a sentence or an audit row:
+ * printable ASCII ('?' for anything else, so no terminal escape reaches an
+ * auditor's screen), at most max characters and len - 1 bytes.
+ */
+static void printable(const char *in, char *out, size_t len, size_t max)
+{
+    size_t n = 0;
+
+    for (; in != NULL && *in != '\0' && n + 1 < len && n < max; in++)
+        out[n++] = (*in >= 0x20 && *in < 0x7f) ? *in : '?';
+    out[n] = '\0';
+}
+
+void control_denial_message(control_role_t need, const char *cmd, const control_peer_t *peer,
+                            const control_policy_t *pol, char *buf, size_t len)
+{
+    char what[40], who[CONTROL_NAME_MAX + 32], groups[3 * CONTROL_NAME_MAX + 100];
+    const char *daemon_user = pol->daemon_user[0] != '\0' ? pol->daemon_user : "the daemon's user";
+
+    if (buf == NULL || len == 0)
+        return;
+    printable(cmd, what, sizeof what, 32);
+    if (peer->user[0] != '\0')
+        snprintf(who, sizeof who, "uid %u (%s)", (unsigned)peer->uid, peer->user);
+    else
+        snprintf(who, sizeof who, "uid %u", (unsigned)peer->uid);
+    switch (need) {
+    case CONTROL_ROLE_READ:
+        if (!pol->operator_exists && !pol->security_exists)
+            snprintf(groups, sizeof groups,
+                     "group %s or %s, neither of which exists on this system (only root and %s "
+                     "may use it)",
+                     pol->operator_group, pol->security_group, daemon_user);
+        else
+            snprintf(groups, sizeof groups, "group %s or %s", pol->operator_group,
+                     pol->security_group);
+        break;
+    case CONTROL_ROLE_OPERATE:
+    case CONTROL_ROLE_SECURITY: {
+        int op = need == CONTROL_ROLE_OPERATE;
+        const char *g = op ? pol->operator_group : pol->security_group;
+        if (op ? pol->operator_exists : pol->security_exists)
+            snprintf(groups, sizeof groups, "group %s", g);
+        else
+            snprintf(groups, sizeof groups,
+                     "group %s, which does not exist on this system (only root and %s may use it)",
+                     g, daemon_user);
+        break;
+    }
+    case CONTROL_ROLE_DAEMON:
+    default:
+        snprintf(buf, len,
+                 "permission denied: \"%s\" is not a command for operators or security staff; "
+                 "only root and %s may send it; you are %s",
+                 what, daemon_user, who);
+        return;
+    }
+    snprintf(buf, len, "permission denied: %s needs %s; you are %s", what, groups, who);
+}
+
+int control_group_lookup(const char *name, gid_t *gid)
+{
+    size_t cap = 16384;
+    char *buf = NULL;
+    int found = 0;
+
+    for (;;) {
+        struct group gr, *res = NULL;
+        char *nb = realloc(buf, cap);
+        int rc;
+        if (nb == NULL)
+            break;
+        buf = nb;
+        rc = getgrnam_r(name, &gr, buf, cap, &res);
+        if (rc == ERANGE && cap < CONTROL_NSS_BUF_MAX) {
+            cap *= 2;
+            continue;
+        }
+        if (rc == 0 && res != NULL) {
+            if (gid != NULL)
+                *gid = res->gr_gid;
+            found = 1;
+        }
+        break;
+    }
+    free(buf);
+    return found;
+}
+
+/* The user name of uid into name ("" if it has none). */
+static void user_name(uid_t uid, char *name, size_t len)
+{
+    struct passwd pw, *res = NULL;
+    char buf[16384];
+
+    name[0] = '\0';
+    if (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res != NULL)
+        snprintf(name, len, "%s", res->pw_name);
+}
+
+/* The sentence for the log when a role group does not exist; "" if both do. */
+static void policy_notice(const control_policy_t *pol, char *buf, size_t len)
+{
+    const char *missing[2];
+    size_t n = 0;
+
+    if (buf == NULL || len == 0)
+        return;
+    buf[0] = '\0';
+    if (!pol->operator_exists)
+        missing[n++] = pol->operator_group;
+    if (!pol->security_exists)
+        missing[n++] = pol->security_group;
+    if (n > 0)
+        snprintf(buf, len, "control socket: group %s%s%s does not exist; only root and %s hold %s",
+                 missing[0], n > 1 ? " and group " : "", n > 1 ? missing[1] : "",
+                 pol->daemon_user[0] ? pol->daemon_user : "the daemon's user",
+                 n > 1                   ? "the operator and security roles"
+                 : !pol->operator_exists ? "the operator role"
+                                         : "the security role");
+}
+
+int control_policy_init(control_policy_t *pol, const char *operator_group,
+                        const char *security_group, char *notice, size_t noticelen)
+{
+    if (notice != NULL && noticelen > 0)
+        notice[0] = '\0';
+    memset(pol, 0, sizeof *pol);
+    if (operator_group == NULL || *operator_group == '\0')
+        operator_group = CONTROL_DEFAULT_OPERATOR_GROUP;
+    if (security_group == NULL || *security_group == '\0')
+        security_group = CONTROL_DEFAULT_SECURITY_GROUP;
+    if (strlen(operator_group) >= sizeof pol->operator_group ||
+        strlen(security_group) >= sizeof pol->security_group)
+        return lc_seterr(LC_ERR_CONFIG, notice, noticelen,
+                         "control socket: a group name is longer than %d bytes",
+                         CONTROL_NAME_MAX - 1);
+    pol->daemon_uid = geteuid();
+    user_name(pol->daemon_uid, pol->daemon_user, sizeof pol->daemon_user);
+    memcpy(pol->operator_group, operator_group, strlen(operator_group) + 1);
+    memcpy(pol->security_group, security_group, strlen(security_group) + 1);
+    pol->operator_exists = control_group_lookup(pol->operator_group, &pol->operator_gid);
+    pol->security_exists = control_group_lookup(pol->security_group, &pol->security_gid);
+    policy_notice(pol, notice, noticelen);
+    return LC_OK;
+}
+
+static void acl_entry(struct posix_acl_xattr_entry *e, unsigned tag, unsigned perm, uint32_t id)
+{
+    e->e_tag = htole16((uint16_t)tag);
+    e->e_perm = htole16((uint16_t)perm);
+    e->e_id = htole32(id);
+}
+
+/*
+ * Lets the role groups connect: an access ACL of owner rw, owning group rw,
+ * one rw entry per existing role group, mask rw, others nothing.  Written as
+ * the kernel's xattr format (linux/posix_acl_xattr.h) so that no ACL
+ * library is needed.  A file system without ACLs is not an error: notice
+ * says what that means.  Returns LC_OK or LC_ERR_IO.
+ */
+static int control_apply_acl(const char *path, const control_policy_t *pol, char *notice,
+                             size_t nlen, char *err, size_t errlen)
+{
+    struct {
+        struct posix_acl_xattr_header h;
+        struct posix_acl_xattr_entry e[6];
+    } acl;
+    gid_t g[2];
+    size_t ng = 0, n = 0;
+
+    if (pol->operator_exists)
+        g[ng++] = pol->operator_gid;
+    if (pol->security_exists && !(ng == 1 && g[0] == pol->security_gid))
+        g[ng++] = pol->security_gid;
+    if (ng == 2 && g[1] < g[0]) { /* the kernel wants named entries in ascending id order */
+        gid_t t = g[0];
+        g[0] = g[1];
+        g[1] = t;
+    }
+    memset(&acl, 0, sizeof acl);
+    acl.h.a_version = htole32(POSIX_ACL_XATTR_VERSION);
+    acl_entry(&acl.e[n++], ACL_USER_OBJ, ACL_READ | ACL_WRITE, (uint32_t)ACL_UNDEFINED_ID);
+    acl_entry(&acl.e[n++], ACL_GROUP_OBJ, ACL_READ | ACL_WRITE, (uint32_t)ACL_UNDEFINED_ID);
+    for (size_t i = 0; i < ng; i++)
+        acl_entry(&acl.e[n++], ACL_GROUP, ACL_READ | ACL_WRITE, g[i]);
+    if (ng > 0)
+        acl_entry(&acl.e[n++], ACL_MASK, ACL_READ | ACL_WRITE, (uint32_t)ACL_UNDEFINED_ID);
+    acl_entry(&acl.e[n++], ACL_OTHER, 0, (uint32_t)ACL_UNDEFINED_ID);
+    if (lsetxattr(path, "system.posix_acl_access", &acl, sizeof acl.h + n * sizeof acl.e[0], 0) ==
+        0)
+        return LC_OK;
+    if (errno == EOPNOTSUPP || errno == ENOTSUP) {
+        if (ng > 0 && notice != NULL)
+            snprintf(notice, nlen,
+                     "control socket %s: the file system does not support ACLs, so only the "
+                     "daemon's user and group can connect (members of %s and %s cannot)",
+                     path, pol->operator_group, pol->security_group);
+        return LC_OK;
+    }
+    return lc_seterr(LC_ERR_IO, err, errlen, "control socket %s: cannot set its ACL: %s", path,
+                     strerror(errno));
+}
+
+/* Joins two notices with "; " into c->notice. */
+static void control_set_notice(control_t *c, const char *a, const char *b)
+{
+    snprintf(c->notice, sizeof c->notice, "%s%s%s", a, *a && *b ? "; " : "", b);
+}
 
 static double control_now(void)
 {
@@ -85,6 +371,7 @@ static void client_drop(struct client *cl)
     if (cl->fd >= 0)
         close(cl->fd);
     free(cl->out);
+    free(cl->groups);
     memset(cl, 0, sizeof *cl);
     cl->fd = -1;
 }
@@ -144,15 +431,20 @@ static int client_queue(struct client *cl, const char *text, size_t len)
     return client_flush(cl);
 }
 
-/* Queues {"ok":false,"error":msg}; the literal fallback covers an allocation failure. */
-static int client_queue_error(struct client *cl, const char *msg)
+/*
+ * Queues {"ok":false,"error":msg} plus "reason" when not NULL; the literal
+ * fallback covers an allocation failure.
+ */
+static int client_queue_refusal(struct client *cl, const char *msg, const char *reason)
 {
     json_object *o = json_object_new_object();
     const char *text;
     int ret;
 
     if (o == NULL || json_object_object_add(o, "ok", json_object_new_boolean(0)) != 0 ||
-        json_object_object_add(o, "error", json_object_new_string(msg)) != 0) {
+        json_object_object_add(o, "error", json_object_new_string(msg)) != 0 ||
+        (reason != NULL &&
+         json_object_object_add(o, "reason", json_object_new_string(reason)) != 0)) {
         static const char oom[] = "{\"ok\":false,\"error\":\"out of memory\"}";
         json_object_put(o);
         return client_queue(cl, oom, sizeof oom - 1);
@@ -163,6 +455,11 @@ static int client_queue_error(struct client *cl, const char *msg)
     return ret;
 }
 
+static int client_queue_error(struct client *cl, const char *msg)
+{
+    return client_queue_refusal(cl, msg, NULL);
+}
+
 static int is_blank(char ch)
 {
     return ch == ' ' || ch == '\t' || ch == '\r';
@@ -170,12 +467,15 @@ static int is_blank(char ch)
 
 /*
  * Handles one request line (len bytes, NUL-terminated in place): splits it
- * into the command word and the trimmed rest, asks the handler, queues the
- * reply.  Returns 0, or -1 if the client was dropped.
+ * into the command word and the trimmed rest, checks that the peer holds
+ * the role the command needs, asks the handler (or, if refused, tells the
+ * denial hook), queues the reply.  Returns 0, or -1 if the client was dropped.
  */
 static int client_request(control_t *c, struct client *cl, char *line, size_t len)
 {
-    char *cmd = line, *arg, *end = line + len;
+    char *cmd = line, *arg, *end = line + len, msg[512], pcmd[40], parg[140];
+    control_policy_t pol;
+    control_role_t need;
     json_object *reply;
     const char *text;
     int ret;
@@ -193,6 +493,20 @@ static int client_request(control_t *c, struct client *cl, char *line, size_t le
         *arg++ = '\0';
         while (is_blank(*arg))
             arg++;
+    }
+    need = control_command_role(cmd);
+    pthread_mutex_lock(&c->mu);
+    pol = c->policy;
+    pthread_mutex_unlock(&c->mu);
+    if (!control_authorize(need, cl->peer.uid, cl->peer.gid, cl->peer.groups, cl->peer.ngroups,
+                           &pol)) {
+        control_denial_message(need, cmd, &cl->peer, &pol, msg, sizeof msg);
+        /* Audited before the client learns of it: a refusal is evidence too. */
+        printable(cmd, pcmd, sizeof pcmd, 32);
+        printable(arg, parg, sizeof parg, 128);
+        if (c->denied != NULL)
+            c->denied(c->user, pcmd, parg, &cl->peer, msg);
+        return client_queue_refusal(cl, msg, "permission-denied");
     }
     reply = c->fn(c->user, cmd, arg, &cl->peer);
     if (reply == NULL)
@@ -282,6 +596,38 @@ static struct client *control_free_slot(control_t *c)
     return NULL;
 }
 
+/*
+ * The peer's supplementary groups at connect time (SO_PEERGROUPS, Linux
+ * 4.13).  They are the kernel's record, so a group membership granted or
+ * taken away later takes effect at the next connection, as for a login.
+ * Returns 0 (groups may be NULL with n 0 when the peer has none), or -1.
+ */
+static int peer_groups(int fd, gid_t **groups, size_t *n)
+{
+    socklen_t len = 64 * sizeof(gid_t);
+    gid_t *buf = NULL;
+    int saved = ENOMEM;
+
+    *groups = NULL;
+    *n = 0;
+    for (int tries = 0; tries < 4; tries++) {
+        gid_t *nb = realloc(buf, len > 0 ? len : sizeof(gid_t));
+        if (nb == NULL)
+            break;
+        buf = nb;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, buf, &len) == 0) {
+            *groups = buf;
+            *n = len / sizeof(gid_t);
+            return 0;
+        }
+        if (errno != ERANGE) /* ENOPROTOOPT, an older kernel: the primary group is all we know */
+            break;
+    }
+    saved = errno;
+    free(buf);
+    return saved == ENOPROTOOPT ? 0 : -1;
+}
+
 /* Accepts every pending connection. */
 static void control_accept(control_t *c)
 {
@@ -313,10 +659,22 @@ static void control_accept(control_t *c)
             close(fd);
             continue;
         }
+        /* The groups decide the role: without them the request could not be judged. */
+        if (peer_groups(fd, &cl->groups, &cl->peer.ngroups) != 0) {
+            close(fd);
+            continue;
+        }
         cl->fd = fd;
         cl->peer.pid = cred.pid;
         cl->peer.uid = cred.uid;
         cl->peer.gid = cred.gid;
+        cl->peer.groups = cl->groups;
+        user_name(cred.uid, cl->peer.user, sizeof cl->peer.user);
+        if (cl->peer.user[0] != '\0')
+            snprintf(cl->peer.actor, sizeof cl->peer.actor, "uid=%u(%s)", (unsigned)cred.uid,
+                     cl->peer.user);
+        else
+            snprintf(cl->peer.actor, sizeof cl->peer.actor, "uid=%u", (unsigned)cred.uid);
         cl->last_active = control_now();
     }
 }
@@ -437,22 +795,24 @@ static void control_close(control_t *c)
         unlink(c->path);
     if (c->wake >= 0)
         close(c->wake);
+    pthread_mutex_destroy(&c->mu);
     free(c->path);
     free(c);
 }
 
-int control_open(const char *path, control_handler_fn fn, void *user, control_t **out, char *err,
-                 size_t errlen)
+int control_open_opts(const char *path, const control_opts_t *opts, control_t **out, char *err,
+                      size_t errlen)
 {
     struct sockaddr_un sa;
     control_t *c = NULL;
     struct stat st;
     sigset_t all, old;
+    char acl_notice[300] = "", pol_notice[200];
     int ret = LC_ERR_IO, rc;
 
     if (out != NULL)
         *out = NULL;
-    if (path == NULL || fn == NULL || out == NULL) {
+    if (path == NULL || opts == NULL || opts->handler == NULL || out == NULL) {
         ret = lc_seterr(LC_ERR_INTERNAL, err, errlen, "control_open: missing argument");
         goto out;
     }
@@ -465,13 +825,20 @@ int control_open(const char *path, control_handler_fn fn, void *user, control_t 
     }
     memcpy(sa.sun_path, path, strlen(path) + 1);
     c = calloc(1, sizeof *c);
-    if (c == NULL || (c->path = strdup(path)) == NULL) {
+    if (c == NULL) {
         ret = lc_seterr(LC_ERR_NOMEM, err, errlen, "out of memory");
         goto out;
     }
+    pthread_mutex_init(&c->mu, NULL);
     c->lfd = c->wake = -1;
-    c->fn = fn;
-    c->user = user;
+    if ((c->path = strdup(path)) == NULL) {
+        ret = lc_seterr(LC_ERR_NOMEM, err, errlen, "out of memory");
+        goto out;
+    }
+    c->fn = opts->handler;
+    c->denied = opts->denied;
+    c->user = opts->user;
+    c->policy = opts->policy;
     for (int i = 0; i < CONTROL_MAX_CLIENTS; i++)
         c->clients[i].fd = -1;
     if ((ret = control_claim_path(path, &sa, err, errlen)) != LC_OK)
@@ -506,6 +873,12 @@ int control_open(const char *path, control_handler_fn fn, void *user, control_t 
         lc_seterr(ret, err, errlen, "control socket %s: chmod 0660: %s", path, strerror(errno));
         goto out;
     }
+    if ((ret = control_apply_acl(path, &c->policy, acl_notice, sizeof acl_notice, err, errlen)) !=
+        LC_OK)
+        goto out;
+    ret = LC_ERR_IO;
+    policy_notice(&c->policy, pol_notice, sizeof pol_notice);
+    control_set_notice(c, pol_notice, acl_notice);
     if (listen(c->lfd, CONTROL_MAX_CLIENTS) != 0) {
         lc_seterr(ret, err, errlen, "control socket %s: listen: %s", path, strerror(errno));
         goto out;
@@ -532,6 +905,42 @@ out:
     if (c != NULL)
         control_close(c);
     return ret;
+}
+
+int control_open(const char *path, control_handler_fn fn, void *user, control_t **out, char *err,
+                 size_t errlen)
+{
+    control_opts_t opts = {fn, NULL, user, {0}};
+    int ret;
+
+    if (out != NULL)
+        *out = NULL;
+    if ((ret = control_policy_init(&opts.policy, NULL, NULL, NULL, 0)) != LC_OK)
+        return lc_seterr(ret, err, errlen, "control socket: cannot build the default policy");
+    return control_open_opts(path, &opts, out, err, errlen);
+}
+
+const char *control_notice(const control_t *c)
+{
+    return c != NULL ? c->notice : "";
+}
+
+int control_set_policy(control_t *c, const control_policy_t *pol, char *err, size_t errlen)
+{
+    char acl_notice[300] = "", pol_notice[200];
+    int ret;
+
+    if (c == NULL || pol == NULL)
+        return lc_seterr(LC_ERR_INTERNAL, err, errlen, "control_set_policy: missing argument");
+    ret = control_apply_acl(c->path, pol, acl_notice, sizeof acl_notice, err, errlen);
+    if (ret != LC_OK)
+        return ret;
+    policy_notice(pol, pol_notice, sizeof pol_notice);
+    pthread_mutex_lock(&c->mu);
+    c->policy = *pol;
+    control_set_notice(c, pol_notice, acl_notice);
+    pthread_mutex_unlock(&c->mu);
+    return LC_OK;
 }
 
 void control_free(control_t *c)
@@ -626,6 +1035,11 @@ int control_request(const char *path, const char *cmd, const char *arg, int time
     if (n != 0) {
         if (errno == ENOENT || errno == ECONNREFUSED)
             lc_seterr(ret, err, errlen, "linecertd is not running (no control socket at %s)", path);
+        else if (errno == EACCES)
+            lc_seterr(ret, err, errlen,
+                      "cannot connect to linecertd at %s: Permission denied (the operator and "
+                      "security groups may connect; see docs/control.md)",
+                      path);
         else if (errno == EAGAIN || errno == EINPROGRESS || errno == ETIMEDOUT)
             ret = lc_seterr(LC_ERR_TIMEOUT, err, errlen,
                             "linecertd did not accept a connection on %s in time", path);

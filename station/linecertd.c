@@ -87,6 +87,8 @@ static void probe_audit(void)
     }
 }
 
+static control_t *g_ctl; /* for reload: the roles follow the configuration */
+
 /* What this daemon last published per configured line (reset on reload). */
 static struct {
     int64_t crl_seq;        /* audit seq of the "crl" row of the CRL we wrote */
@@ -104,7 +106,9 @@ static int write_file(const char *path, const void *data, size_t len)
     f = fopen(tmp, "we");
     if (f == NULL)
         return -1;
-    ok = fwrite(data, 1, len, f) == len && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    /* CRLs are public: readable by a web server whatever the daemon's umask (0077). */
+    ok = fchmod(fileno(f), 0644) == 0 && fwrite(data, 1, len, f) == len && fflush(f) == 0 &&
+         fsync(fileno(f)) == 0;
     ok = fclose(f) == 0 && ok;
     if (!ok || rename(tmp, path) != 0) {
         unlink(tmp);
@@ -240,6 +244,16 @@ static void reload(const char *path)
         log_err("reload: %s (lines stay stopped until the next reload)", err);
     else
         log_info("reload: %zu line(s) running", D.nlines);
+    if (g_ctl != NULL) {
+        control_policy_t pol;
+        char note[256] = "";
+        if (control_policy_init(&pol, cfg->operator_group, cfg->security_group, note,
+                                sizeof note) != LC_OK ||
+            control_set_policy(g_ctl, &pol, err, sizeof err) != LC_OK)
+            log_err("reload: control socket roles unchanged: %s", note[0] ? note : err);
+        else if (note[0] != '\0')
+            log_warn("reload: %s", note);
+    }
     pthread_rwlock_unlock(&g_state);
 }
 
@@ -314,7 +328,7 @@ static json_object *status_reply(void)
 
 static json_object *pause_reply(const char *cmd, const char *arg, const control_peer_t *peer)
 {
-    int pause = strcmp(cmd, "pause") == 0;
+    int pause = strcmp(cmd, "pause") == 0, audited;
     char detail[200];
     json_object *o;
 
@@ -322,15 +336,19 @@ static json_object *pause_reply(const char *cmd, const char *arg, const control_
         line_t *l = &D.lines[i];
         if (strcmp(l->cfg->id, arg) != 0)
             continue;
+        snprintf(detail, sizeof detail, "line %s %s; pid=%d", l->cfg->id,
+                 pause ? "paused" : "resumed", (int)peer->pid);
+        /* Audited first, with the caller as the actor: an action the log cannot hold is refused. */
+        pthread_mutex_lock(&D.issue_lock);
+        audited = issuer_audit_event_as(D.issuer, peer->actor, l->cfg->id, "control", NULL, NULL,
+                                        pause ? "pause" : "resume", detail);
+        pthread_mutex_unlock(&D.issue_lock);
+        if (audited != LC_OK)
+            return error_reply("the audit log cannot be written; nothing was changed");
         pthread_mutex_lock(&l->mu);
         l->paused = pause;
         pthread_mutex_unlock(&l->mu);
-        snprintf(detail, sizeof detail, "line %s by uid %u (pid %d)", pause ? "paused" : "resumed",
-                 (unsigned)peer->uid, (int)peer->pid);
-        pthread_mutex_lock(&D.issue_lock);
-        issuer_audit_event(D.issuer, l->cfg->id, "control", NULL, NULL, NULL, detail);
-        pthread_mutex_unlock(&D.issue_lock);
-        log_info("line %s: %s", l->cfg->id, detail);
+        log_info("%s by %s", detail, peer->actor);
         o = json_object_new_object();
         json_object_object_add(o, "ok", json_object_new_boolean(1));
         json_object_object_add(o, "line", json_object_new_string(l->cfg->id));
@@ -339,6 +357,60 @@ static json_object *pause_reply(const char *cmd, const char *arg, const control_
     }
     snprintf(detail, sizeof detail, "no line \"%s\" driven by this daemon", arg);
     return error_reply(detail);
+}
+
+/*
+ * "revoke SERIAL REASON" or "revoke regid:ID REASON" from a member of the
+ * security group: through the daemon's own writer, recorded with the
+ * caller as the actor.  The CRL follows within CRL_CHECK_S.
+ */
+static json_object *revoke_reply(const char *arg, const control_peer_t *peer)
+{
+    char what[160], reason[40], err[256];
+    revoke_result_t res;
+    json_object *o;
+    int ret;
+
+    if (sscanf(arg, "%159s %39s", what, reason) != 2)
+        return error_reply("usage: revoke SERIAL|regid:ID REASON");
+    pthread_mutex_lock(&D.issue_lock);
+    ret = issuer_revoke(D.issuer, strncmp(what, "regid:", 6) == 0 ? NULL : what,
+                        strncmp(what, "regid:", 6) == 0 ? what + 6 : NULL, reason, peer->actor,
+                        &res, err, sizeof err);
+    pthread_mutex_unlock(&D.issue_lock);
+    if (ret != LC_OK)
+        return error_reply(err);
+    log_info("certificate %s (line %s) %s by %s", res.serial, res.line,
+             res.already ? "was already revoked; asked again" : "revoked", peer->actor);
+    o = json_object_new_object();
+    json_object_object_add(o, "ok", json_object_new_boolean(1));
+    json_object_object_add(o, "serial", json_object_new_string(res.serial));
+    json_object_object_add(o, "line", json_object_new_string(res.line));
+    json_object_object_add(o, "registration_id", json_object_new_string(res.registration_id));
+    json_object_object_add(o, "already", json_object_new_boolean(res.already));
+    json_object_object_add(o, "reason",
+                           json_object_new_string(res.already ? res.earlier_reason : reason));
+    json_object_object_add(o, "audit_seq", json_object_new_int64(res.seq));
+    return o;
+}
+
+/* A refused control request: audited with who asked and what (control.h has sanitised both). */
+static void control_denied(void *user, const char *cmd, const char *arg, const control_peer_t *peer,
+                           const char *message)
+{
+    char detail[400];
+
+    (void)user;
+    snprintf(detail, sizeof detail, "refused \"%s%s%s\": %s; pid=%d", cmd, arg[0] ? " " : "", arg,
+             message, (int)peer->pid);
+    pthread_rwlock_rdlock(&g_state);
+    pthread_mutex_lock(&D.issue_lock);
+    if (D.issuer != NULL)
+        issuer_audit_event_as(D.issuer, peer->actor, "", "control", NULL, NULL, "permission-denied",
+                              detail);
+    pthread_mutex_unlock(&D.issue_lock);
+    pthread_rwlock_unlock(&g_state);
+    log_warn("control: %s (%s)", detail, peer->actor);
 }
 
 static json_object *control_handler(void *user, const char *cmd, const char *arg,
@@ -352,8 +424,11 @@ static json_object *control_handler(void *user, const char *cmd, const char *arg
         reply = status_reply();
     else if (strcmp(cmd, "pause") == 0 || strcmp(cmd, "resume") == 0)
         reply = pause_reply(cmd, arg, peer);
+    else if (strcmp(cmd, "revoke") == 0)
+        reply = revoke_reply(arg, peer);
     else
-        reply = error_reply("unknown command (status, pause LINE, resume LINE)");
+        reply = error_reply("unknown command (status, pause LINE, resume LINE, revoke SERIAL "
+                            "REASON)");
     pthread_rwlock_unlock(&g_state);
     return reply;
 }
@@ -409,10 +484,18 @@ int main(int argc, char **argv)
         log_err("%s", err);
         goto out;
     }
-    if (control_open(D.cfg->control_socket, control_handler, NULL, &ctl, err, sizeof err) !=
-        LC_OK) {
-        log_err("control socket: %s", err);
-        goto out;
+    {
+        control_opts_t o = {control_handler, control_denied, NULL, {0}};
+        char note[256] = "";
+        if (control_policy_init(&o.policy, D.cfg->operator_group, D.cfg->security_group, note,
+                                sizeof note) != LC_OK ||
+            control_open_opts(D.cfg->control_socket, &o, &ctl, err, sizeof err) != LC_OK) {
+            log_err("control socket: %s", note[0] ? note : err);
+            goto out;
+        }
+        if (control_notice(ctl)[0] != '\0')
+            log_warn("control socket: %s", control_notice(ctl));
+        g_ctl = ctl;
     }
     wd = sd_watchdog_enabled(0, &wd_usec);
     sd_notifyf(0, "READY=1\nSTATUS=%zu line(s) running", D.nlines);

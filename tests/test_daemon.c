@@ -26,6 +26,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -39,6 +40,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -1326,6 +1328,107 @@ END_TEST
 
 /* ===== 5. pause and resume =============================================== */
 
+/* Sends one control request as the calling process; returns the reply line (malloc'd) or NULL. */
+static char *control_raw(const char *sock, const char *req)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    char buf[1024];
+    ssize_t n, got = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    if (strlen(sock) >= sizeof sa.sun_path) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    while (got < (ssize_t)sizeof buf - 1 && (n = read(fd, buf + got, sizeof buf - 1 - got)) > 0) {
+        got += n;
+        if (memchr(buf, '\n', (size_t)got) != NULL)
+            break;
+    }
+    close(fd);
+    buf[got] = '\0';
+    return strdup(buf);
+}
+
+/*
+ * Security staff revoke through the running daemon (`linecert revoke
+ * --via-daemon`), and the row names who asked; a caller without the
+ * security group is refused, and the refusal is audited with its uid.
+ */
+START_TEST(control_actions_are_audited_with_the_callers_identity)
+{
+    struct sim s;
+    char *out = NULL, *serial, actor[64], sock[PATH_MAX + 32];
+    long until_n;
+    double until;
+    int rc;
+
+    sim_start(&s, 0, "--lines 1 --takt-ms 50 --timeout-s 20");
+    add_line(1, s.port, jig_sim(""), 5000);
+    daemon_start();
+    until = now_s() + 30;
+    while (sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued'") < 1 && now_s() < until)
+        sleep_ms(50);
+    serial = sql("SELECT serial FROM audit WHERE kind = 'issued' ORDER BY seq LIMIT 1");
+    rc =
+        tu_runf(&out, NULL, "%s revoke --config %s --serial %s --reason keyCompromise --via-daemon",
+                bin_linecert, ini, serial);
+    ck_assert_msg(rc == 0 && strstr(out, "revoked: ") != NULL, "revoke via daemon %d: %s", rc, out);
+    free(out);
+    snprintf(actor, sizeof actor, "uid=%u%%", (unsigned)geteuid());
+    ck_assert_int_eq(sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'revoked' AND serial = '%s' "
+                              "AND reason = 'keyCompromise' AND actor LIKE '%s'",
+                              serial, actor),
+                     1);
+    ck_assert_int_eq(sql_long("SELECT COUNT(*) FROM certificates WHERE serial = '%s' AND status = "
+                              "'revoked'",
+                              serial),
+                     1);
+    if (geteuid() == 0) {
+        /* nobody, without groups, reaching the socket (the peer check is the real control) */
+        pid_t pid;
+        int st;
+        snprintf(sock, sizeof sock, "%s/linecertd.sock", pki);
+        ck_assert_int_eq(chmod(root, 0711), 0);
+        ck_assert_int_eq(chmod(dir, 0711), 0);
+        ck_assert_int_eq(chmod(pki, 0711), 0);
+        ck_assert_int_eq(chmod(sock, 0666), 0);
+        until_n = sql_long("SELECT COUNT(*) FROM audit WHERE reason = 'permission-denied'");
+        pid = fork();
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+            char *reply;
+            if (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)
+                _exit(2);
+            reply = control_raw(sock, "revoke regid:nobody-wants-this keyCompromise\n");
+            if (reply == NULL)
+                _exit(3);
+            _exit(strstr(reply, "permission denied") != NULL ? 0 : 1);
+        }
+        ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "unprivileged revoke not refused (%d)",
+                      st);
+        ck_assert_int_eq(sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'control' AND reason = "
+                                  "'permission-denied' AND actor LIKE 'uid=65534%%' AND detail "
+                                  "LIKE '%%revoke regid:nobody-wants-this%%'"),
+                         until_n + 1);
+    }
+    free(serial);
+    sim_stop(&s);
+    free(s.summary);
+    daemon_stop_clean();
+    assert_audit_verifies();
+}
+END_TEST
+
 START_TEST(pause_answers_paused_and_resume_issues_again)
 {
     struct sim s;
@@ -1886,6 +1989,7 @@ static Suite *daemon_suite(void)
     tcase_set_timeout(plc, 180);
     tcase_add_test(plc, plc_restart_reconnects_and_loses_nothing);
     tcase_add_test(plc, pause_answers_paused_and_resume_issues_again);
+    tcase_add_test(plc, control_actions_are_audited_with_the_callers_identity);
     tcase_add_test(plc, sigterm_finishes_in_flight_and_exits_0);
     tcase_add_test(plc, restart_after_sigterm_one_certificate_per_request);
     suite_add_tcase(s, plc);
