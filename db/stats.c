@@ -254,6 +254,13 @@ static int is_cert_kind(const char *k)
 }
 
 /* Counts and the chart of one line. */
+/* sum += n, saturating: the counts come from a table anyone with write access can edit. */
+static void add_count(int64_t *sum, int64_t n)
+{
+    if (n > 0 && __builtin_add_overflow(*sum, n, sum))
+        *sum = INT64_MAX;
+}
+
 static int line_minutes(stats_t *s, int fast, const stats_params_t *p, int64_t now_ms,
                         stats_line_t *l, char *err, size_t errlen)
 {
@@ -280,21 +287,23 @@ static int line_minutes(stats_t *s, int fast, const stats_params_t *p, int64_t n
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         int64_t minute = sqlite3_column_int64(st, 0), n = sqlite3_column_int64(st, 2);
         const char *kind = (const char *)sqlite3_column_text(st, 1);
-        int in_shift = minute * 60000 >= p->shift_start_ms;
+        int in_shift;
 
-        if (kind == NULL || minute > now_min)
+        /* minute_counts is a display aid outside the hash chain: never trust its numbers. */
+        if (kind == NULL || minute > now_min || minute < 0 || minute > INT64_MAX / 60000)
             continue;
+        in_shift = minute * 60000 >= p->shift_start_ms;
         if (is_cert_kind(kind)) {
             if (minute * 60000 >= p->day_start_ms)
-                l->issued_today += n;
+                add_count(&l->issued_today, n);
             if (in_shift)
-                l->issued_shift += n;
+                add_count(&l->issued_shift, n);
             if (minute >= chart0)
-                l->per_minute[minute - chart0] += n;
+                add_count(&l->per_minute[minute - chart0], n);
         } else if (in_shift && strcmp(kind, "refused") == 0) {
-            l->refused_shift += n;
+            add_count(&l->refused_shift, n);
         } else if (in_shift && strcmp(kind, "fault") == 0) {
-            l->faults_shift += n;
+            add_count(&l->faults_shift, n);
         }
     }
     if (rc != SQLITE_DONE)

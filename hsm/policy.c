@@ -297,8 +297,14 @@ int policy_decode_input(const unsigned char *in, size_t len, unsigned char **der
         goto out;
     }
     if (strcmp(name, "CERTIFICATE REQUEST") != 0 && strcmp(name, "NEW CERTIFICATE REQUEST") != 0) {
-        policy_refuse(why, LC_REASON_MALFORMED, "PEM block is \"%.60s\", not a CERTIFICATE REQUEST",
-                      name);
+        /* The label comes from the device: printable ASCII only into logs and the audit. */
+        char shown[61];
+        size_t i;
+        for (i = 0; name[i] != '\0' && i < sizeof shown - 1; i++)
+            shown[i] = name[i] >= 0x20 && name[i] <= 0x7e ? name[i] : '?';
+        shown[i] = '\0';
+        policy_refuse(why, LC_REASON_MALFORMED, "PEM block is \"%s\", not a CERTIFICATE REQUEST",
+                      shown);
         goto out;
     }
     if (header != NULL && header[0] != '\0') {

@@ -103,20 +103,29 @@ static int ensure(plc_t *p, char *err, size_t errlen)
     return LC_OK;
 }
 
+void plc_snapshot_decode(const uint16_t *regs, plc_snapshot_t *snap)
+{
+    memset(snap, 0, sizeof *snap);
+    snap->req_seq = regs[PLC_REQ_SEQ];
+    snap->ack_seq = regs[PLC_ACK_SEQ];
+    memcpy(snap->serial_regs, regs + PLC_SERIAL, sizeof snap->serial_regs);
+    snap->serial_len = plc_decode_serial(snap->serial_regs, snap->serial);
+    if (snap->serial_len <= 0) /* plc_decode_serial leaves the printable prefix: drop it */
+        snap->serial[0] = '\0';
+}
+
 int plc_poll(plc_t *p, plc_snapshot_t *snap, char *err, size_t errlen)
 {
-    uint16_t regs[PLC_ACK_SEQ + 1];
+    uint16_t regs[PLC_POLL_REGS];
     int ret = ensure(p, err, errlen);
 
     memset(snap, 0, sizeof *snap);
     if (ret != LC_OK)
         return ret;
     /* One read covers REQ_SEQ .. ACK_SEQ: a consistent snapshot of the request. */
-    if (modbus_read_registers(p->mb, p->base, PLC_ACK_SEQ + 1, regs) != PLC_ACK_SEQ + 1)
+    if (modbus_read_registers(p->mb, p->base, PLC_POLL_REGS, regs) != PLC_POLL_REGS)
         return broken(p, "read failed", err, errlen);
-    snap->req_seq = regs[PLC_REQ_SEQ];
-    snap->ack_seq = regs[PLC_ACK_SEQ];
-    memcpy(snap->serial_regs, regs + PLC_SERIAL, sizeof snap->serial_regs);
+    plc_snapshot_decode(regs, snap);
     return LC_OK;
 }
 

@@ -15,11 +15,16 @@
 
 typedef struct plc plc_t;
 
+/* One poll reads the registers REQ_SEQ .. ACK_SEQ in a single request. */
+#define PLC_POLL_REGS (PLC_ACK_SEQ + 1)
+
 /* What one poll read. */
 typedef struct plc_snapshot {
     uint16_t req_seq;
     uint16_t ack_seq;
-    uint16_t serial_regs[PLC_SERIAL_REGS];
+    uint16_t serial_regs[PLC_SERIAL_REGS]; /* as read: the request's identity (lost-ACK check) */
+    int serial_len;                  /* plc_decode_serial(): length, 0 empty, -1 not printable */
+    char serial[PLC_SERIAL_MAX + 1]; /* the decoded serial; "" unless serial_len > 0 */
 } plc_snapshot_t;
 
 /*
@@ -30,6 +35,15 @@ int plc_new(const char *host, int port, int unit, int base, plc_t **out);
 
 /* Closes and frees.  NULL is a no-op. */
 void plc_free(plc_t *p);
+
+/*
+ * Decodes one poll's registers (regs[0..PLC_POLL_REGS-1], offsets from the
+ * line's plc_base, values as libmodbus returns them) into *snap, including
+ * the DEVICE_SERIAL string.  Pure: no I/O, any register values are
+ * accepted; a serial with a byte outside 0x21..0x7e (or a byte after the
+ * NUL padding) gives serial_len -1 and serial "", never a partial string.
+ */
+void plc_snapshot_decode(const uint16_t *regs, plc_snapshot_t *snap);
 
 /*
  * Reads REQ_SEQ, DEVICE_SERIAL and ACK_SEQ, connecting first if needed
