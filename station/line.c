@@ -80,13 +80,18 @@ static void set_outcome(struct outcome *o, int result, int reason, const char *f
     va_end(ap);
 }
 
-/* Audits a fault that happened before or around the issuer (jig, pause, install). */
+/*
+ * Audits an outcome decided before or around the issuer (jig, pause, install,
+ * a bad DEVICE_SERIAL): a `refused` row when the PLC is told RESULT 3, as
+ * docs/audit.md defines the kinds, else a `fault` row.
+ */
 static void audit_fault(line_t *l, const char *regid, const char *serial, const struct outcome *o)
 {
     daemon_t *d = l->d;
     int ret;
 
-    ret = issuer_audit_event(d->issuer, l->cfg->id, "fault", regid, serial,
+    ret = issuer_audit_event(d->issuer, l->cfg->id,
+                             o->result == PLC_RESULT_REFUSED ? "refused" : "fault", regid, serial,
                              policy_reason_name(o->reason), o->detail);
     if (ret != LC_OK && !atomic_exchange(&d->audit_fault, 1))
         log_err("audit store failed: nothing will be issued until it can be written");

@@ -11,7 +11,10 @@
  * given.  It is also the reference for plant integrators writing their own
  * adapter: stdout carries only the answer, stderr one line on failure, and
  * the exit status says which.  Options inject the faults the station must
- * survive (hang, garbage, failing install, wrong CN, slowness).
+ * survive (hang, garbage, failing install, wrong CN, slowness; output that
+ * is huge, trickles, never ends, or an answer whose stdout never closes),
+ * and --mode-file switches them while the station runs.  --log records
+ * every chain the device received, for the fault suite (tests/fault/).
  *
  * Exit status: 0 done; 1 the request failed (message on stderr); 2 usage;
  * 3 install failed on purpose (--fail-install).
@@ -35,9 +38,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_CHAIN   (256 * 1024) /* bytes of chain PEM accepted on stdin */
-#define GARBAGE_LEN (100 * 1024)
-#define MAX_SERIAL  200 /* bytes; the PLC can present 32 at most */
+#define MAX_CHAIN     (256 * 1024) /* bytes of chain PEM accepted on stdin */
+#define GARBAGE_LEN   (100 * 1024)
+#define MAX_SERIAL    200               /* bytes; the PLC can present 32 at most */
+#define HUGE_LEN      (8 * 1024 * 1024) /* --huge: far over the station's 64 KiB */
+#define SLOW_BYTE_MS  20                /* --slow: one byte of the answer every this */
+#define MAX_MODE_FILE 4096              /* bytes of options read from --mode-file */
+#define MAX_MODE_ARGS 32
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_INSTALL_FAILED = 3 };
 
@@ -48,7 +55,11 @@ struct options {
     const char *cn_suffix;
     const char *key_type; /* ec-p256 | ec-p384 | rsa-2048 */
     int hang, garbage, fail_install;
+    int huge, slow, endless, linger;
     long delay_ms;
+    long garbage_bytes;    /* --garbage output size */
+    const char *log;       /* --log: one line per chain received */
+    const char *mode_file; /* --mode-file: more options, read at each run */
     const char *verb;
     const char *serial;
 };
@@ -78,20 +89,21 @@ static void usage(FILE *f)
 {
     fputs("usage: linecert-jig-sim --dir DIR [--ca ROOT.pem] [--cn-prefix X] [--cn-suffix X]\n"
           "         [--key ec-p256|ec-p384|rsa-2048] [--hang] [--garbage] [--fail-install]\n"
-          "         [--delay-ms N] csr|install SERIAL\n"
+          "         [--delay-ms N] [--garbage-bytes N] [--huge] [--slow] [--endless]\n"
+          "         [--linger] [--log FILE] [--mode-file FILE] csr|install SERIAL\n"
           "A fake programming jig for the station's exec adapter; see docs/simulators.md.\n",
           f);
 }
 
-static int parse_args(int argc, char **argv, struct options *o)
+/*
+ * Parses options from argv[start..argc) up to the first word that is not an
+ * option.  Returns the index of that word, or -1 on a bad option.
+ */
+static int parse_options(int argc, char **argv, int start, struct options *o)
 {
     int i;
 
-    memset(o, 0, sizeof *o);
-    o->cn_prefix = "";
-    o->cn_suffix = "";
-    o->key_type = "ec-p256";
-    for (i = 1; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
+    for (i = start; i < argc && strncmp(argv[i], "--", 2) == 0; i++) {
         const char *a = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         char *end;
 
@@ -101,6 +113,14 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->garbage = 1;
         } else if (strcmp(a, "--fail-install") == 0) {
             o->fail_install = 1;
+        } else if (strcmp(a, "--huge") == 0) {
+            o->huge = 1;
+        } else if (strcmp(a, "--slow") == 0) {
+            o->slow = 1;
+        } else if (strcmp(a, "--endless") == 0) {
+            o->endless = 1;
+        } else if (strcmp(a, "--linger") == 0) {
+            o->linger = 1;
         } else if (strcmp(a, "--help") == 0) {
             usage(stdout);
             exit(EXIT_OK);
@@ -117,6 +137,10 @@ static int parse_args(int argc, char **argv, struct options *o)
                 o->cn_prefix = val;
             } else if (strcmp(a, "--cn-suffix") == 0) {
                 o->cn_suffix = val;
+            } else if (strcmp(a, "--log") == 0) {
+                o->log = val;
+            } else if (strcmp(a, "--mode-file") == 0) {
+                o->mode_file = val;
             } else if (strcmp(a, "--key") == 0) {
                 if (strcmp(val, "ec-p256") != 0 && strcmp(val, "ec-p384") != 0 &&
                     strcmp(val, "rsa-2048") != 0) {
@@ -124,20 +148,77 @@ static int parse_args(int argc, char **argv, struct options *o)
                     return -1;
                 }
                 o->key_type = val;
-            } else if (strcmp(a, "--delay-ms") == 0) {
+            } else if (strcmp(a, "--delay-ms") == 0 || strcmp(a, "--garbage-bytes") == 0) {
+                long v;
                 errno = 0;
-                o->delay_ms = strtol(val, &end, 10);
-                if (errno != 0 || end == val || *end != '\0' || o->delay_ms < 0 ||
-                    o->delay_ms > 86400000) {
-                    fail("--delay-ms %s: expected 0 to 86400000", val);
+                v = strtol(val, &end, 10);
+                if (errno != 0 || end == val || *end != '\0' || v < 0 || v > 86400000) {
+                    fail("%s %s: expected 0 to 86400000", a, val);
                     return -1;
                 }
+                if (a[2] == 'd')
+                    o->delay_ms = v;
+                else
+                    o->garbage_bytes = v;
             } else {
                 fail("%s: unknown option", a);
                 return -1;
             }
         }
     }
+    return i;
+}
+
+/*
+ * --mode-file: when the file exists, its words are more options, read at
+ * every run, so that a test switches the jig's behaviour while the station
+ * runs (the station's jig line is fixed).  A missing file means no more
+ * options.  Returns 0, or -1 if the file cannot be read or has a bad option.
+ */
+static int read_mode_file(struct options *o)
+{
+    static char text[MAX_MODE_FILE + 1]; /* the options point into it */
+    char *argv[MAX_MODE_ARGS + 1], *save = NULL, *tok;
+    int argc = 0;
+    size_t n;
+    FILE *f;
+
+    if (o->mode_file == NULL)
+        return 0;
+    f = fopen(o->mode_file, "r");
+    if (f == NULL) {
+        if (errno == ENOENT)
+            return 0;
+        fail("--mode-file %s: %s", o->mode_file, strerror(errno));
+        return -1;
+    }
+    n = fread(text, 1, MAX_MODE_FILE, f);
+    fclose(f);
+    text[n] = '\0';
+    argv[argc++] = "mode-file";
+    for (tok = strtok_r(text, " \t\r\n", &save); tok != NULL && argc <= MAX_MODE_ARGS;
+         tok = strtok_r(NULL, " \t\r\n", &save))
+        argv[argc++] = tok;
+    argv[argc] = NULL;
+    if (parse_options(argc, argv, 1, o) != argc) {
+        fail("--mode-file %s: only options may be given there", o->mode_file);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+    int i;
+
+    memset(o, 0, sizeof *o);
+    o->cn_prefix = "";
+    o->cn_suffix = "";
+    o->key_type = "ec-p256";
+    o->garbage_bytes = GARBAGE_LEN;
+    i = parse_options(argc, argv, 1, o);
+    if (i < 0 || read_mode_file(o) != 0)
+        return -1;
     if (argc - i != 2) {
         fail("expected a verb (csr or install) and a SERIAL after the options");
         return -1;
@@ -197,15 +278,35 @@ static int write_all(int fd, const void *buf, size_t len)
     return 0;
 }
 
-/* Writes a memory BIO's contents to stdout.  Returns 0 or -1. */
-static int bio_to_stdout(BIO *mem)
+/*
+ * Writes a memory BIO's contents to stdout: at once, or with --slow one byte
+ * every SLOW_BYTE_MS.  With --linger the answer is followed by a child that
+ * keeps stdout open and sleeps: the output never ends although the program
+ * exits.  Returns 0 or -1.
+ */
+static int bio_to_stdout(const struct options *o, BIO *mem)
 {
     char *data;
     long len = BIO_get_mem_data(mem, &data);
 
-    if (len <= 0 || write_all(STDOUT_FILENO, data, (size_t)len) != 0) {
-        fail("writing to stdout: %s", len <= 0 ? "nothing to write" : strerror(errno));
+    if (len <= 0) {
+        fail("writing to stdout: nothing to write");
         return -1;
+    }
+    for (long i = 0; o->slow && i < len; i++) {
+        if (write_all(STDOUT_FILENO, data + i, 1) != 0) {
+            fail("writing to stdout: %s", strerror(errno));
+            return -1;
+        }
+        sleep_ms(SLOW_BYTE_MS);
+    }
+    if (!o->slow && write_all(STDOUT_FILENO, data, (size_t)len) != 0) {
+        fail("writing to stdout: %s", strerror(errno));
+        return -1;
+    }
+    if (o->linger && fork() == 0) {
+        for (;;)
+            pause(); /* holds stdout, in our process group, until the station kills it */
     }
     return 0;
 }
@@ -388,7 +489,7 @@ static int do_csr(const struct options *o)
         fail("encoding the CSR failed");
         goto out;
     }
-    if (bio_to_stdout(mem) != 0)
+    if (bio_to_stdout(o, mem) != 0)
         goto out;
     ret = EXIT_OK;
 out:
@@ -399,10 +500,12 @@ out:
     return ret;
 }
 
-static int do_garbage(void)
+/* --garbage: N bytes of binary junk (the same every time); --endless: junk until killed. */
+static int do_garbage(const struct options *o)
 {
     static unsigned char buf[GARBAGE_LEN];
-    uint32_t x = 0x2545f491u; /* xorshift32: the same junk every time */
+    uint32_t x = 0x2545f491u; /* xorshift32 */
+    long left = o->garbage_bytes;
 
     for (size_t i = 0; i < sizeof buf; i++) {
         x ^= x << 13;
@@ -410,11 +513,36 @@ static int do_garbage(void)
         x ^= x << 5;
         buf[i] = (unsigned char)x;
     }
-    if (write_all(STDOUT_FILENO, buf, sizeof buf) != 0) {
-        fail("writing to stdout: %s", strerror(errno));
-        return EXIT_FAIL;
+    while (o->endless || left > 0) {
+        size_t n = o->endless || left > (long)sizeof buf ? sizeof buf : (size_t)left;
+        if (write_all(STDOUT_FILENO, buf, n) != 0) {
+            fail("writing to stdout: %s", strerror(errno));
+            return EXIT_FAIL;
+        }
+        left -= (long)n;
     }
     return EXIT_OK;
+}
+
+/* --huge: a PEM "CSR" of HUGE_LEN bytes: looks like an answer, is far too big for a station. */
+static int do_huge(void)
+{
+    static char line[65];
+    long written = 0;
+
+    memset(line, 'A', 64);
+    line[64] = '\n';
+    if (write_all(STDOUT_FILENO, "-----BEGIN CERTIFICATE REQUEST-----\n", 36) != 0)
+        goto bad;
+    for (; written < HUGE_LEN; written += (long)sizeof line)
+        if (write_all(STDOUT_FILENO, line, sizeof line) != 0)
+            goto bad;
+    if (write_all(STDOUT_FILENO, "-----END CERTIFICATE REQUEST-----\n", 34) != 0)
+        goto bad;
+    return EXIT_OK;
+bad:
+    fail("writing to stdout: %s", strerror(errno));
+    return EXIT_FAIL;
 }
 
 /* Reads stdin, at most MAX_CHAIN bytes.  Returns a malloc'd buffer or NULL. */
@@ -544,6 +672,42 @@ out:
     return ret;
 }
 
+/*
+ * --log: appends "install SERIAL THUMBPRINT" (the SHA-256 of the leaf's DER,
+ * uppercase hex, as the audit log writes it; "-" if no certificate parses)
+ * in one write to an O_APPEND file, so concurrent runs never mix lines.  It
+ * is written before the chain is checked: the log is what the device
+ * received, whatever it then made of it.  Returns 0 or -1.
+ */
+static int log_chain(const struct options *o, const char *buf, size_t len)
+{
+    BIO *in = BIO_new_mem_buf(buf, (int)len);
+    X509 *leaf = in != NULL ? PEM_read_bio_X509(in, NULL, NULL, NULL) : NULL;
+    unsigned char *der = NULL, md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    char tp[2 * EVP_MAX_MD_SIZE + 1] = "-", line[MAX_SERIAL + 200];
+    int der_len, fd, n, ret = -1;
+
+    ERR_clear_error();
+    if (leaf != NULL && (der_len = i2d_X509(leaf, &der)) > 0 &&
+        EVP_Digest(der, (size_t)der_len, md, &mdlen, EVP_sha256(), NULL) == 1) {
+        for (unsigned int i = 0; i < mdlen; i++)
+            snprintf(tp + 2 * i, 3, "%02X", md[i]);
+    }
+    n = snprintf(line, sizeof line, "install %s %s\n", o->serial, tp);
+    fd = open(o->log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0 || write_all(fd, line, (size_t)n) != 0)
+        fail("--log %s: %s", o->log, strerror(errno));
+    else
+        ret = 0;
+    if (fd >= 0)
+        close(fd);
+    OPENSSL_free(der);
+    X509_free(leaf);
+    BIO_free(in);
+    return ret;
+}
+
 static int do_install(const struct options *o)
 {
     char *buf = NULL, *cn = NULL, *want_cn = NULL;
@@ -557,6 +721,8 @@ static int do_install(const struct options *o)
 
     buf = read_stdin(&len);
     if (buf == NULL)
+        goto out;
+    if (o->log != NULL && log_chain(o, buf, len) != 0)
         goto out;
     if (o->fail_install) {
         fail("install of %s failed (--fail-install)", o->serial);
@@ -646,7 +812,10 @@ int main(int argc, char **argv)
         sleep_ms(o.delay_ms);
     while (o.hang)
         pause(); /* until the station kills us */
-    if (strcmp(o.verb, "csr") == 0)
-        return o.garbage ? do_garbage() : do_csr(&o);
+    if (strcmp(o.verb, "csr") == 0) {
+        if (o.huge)
+            return do_huge();
+        return o.garbage || o.endless ? do_garbage(&o) : do_csr(&o);
+    }
     return do_install(&o);
 }

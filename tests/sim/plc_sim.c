@@ -11,6 +11,12 @@
  * serving any number of client connections, as libmodbus's
  * tests/bandwidth-server-many-up.c: the station opens one connection per line
  * and reconnects after a fault, and tests connect alongside it.
+ *
+ * With --abuse it is also a badly behaved PLC, for the fault suite
+ * (tests/fault/): sequence jumps and reuse, a device presented twice, lost
+ * ACKs, serials with non-printable bytes, random writes into the block and
+ * connections dropped mid-request.  Every abuse is chosen by a seeded PRNG,
+ * logged, and marked on the request's record.
  */
 #include "plcmap.h"
 #include "policy.h"
@@ -40,6 +46,8 @@
 #define MAX_SELECT_S   0.25 /* upper bound on one select() wait */
 #define SERIAL_BUFSIZE (PLC_SERIAL_MAX + 1)
 #define PRETTY_MAX     10000 /* records; larger summaries are written compact */
+#define SEQ_HISTORY    8     /* REQ_SEQ values remembered per line for seq-reuse */
+#define ABUSE_WINDOW_S 0.05  /* a scribble or a drop lands within this after the trigger */
 
 enum outcome {
     OUT_ISSUED,
@@ -51,6 +59,28 @@ enum outcome {
 
 static const char *const OUTCOME_NAME[] = {"issued", "refused", "fault", "invalid", "timeout"};
 
+/*
+ * What --abuse can do.  The first five change one request (one of them per
+ * abused request); the last two are events scheduled by a request.
+ */
+enum abuse {
+    AB_NONE,
+    AB_SEQ_JUMP,      /* REQ_SEQ jumps to a random value */
+    AB_SEQ_REUSE,     /* REQ_SEQ goes back to a value used earlier, new serial */
+    AB_SERIAL_REPEAT, /* the previous request's serial again, new REQ_SEQ */
+    AB_ACK_LOSS,   /* the first ACK is undone (ACK_SEQ put back): the station must answer again */
+    AB_BAD_SERIAL, /* DEVICE_SERIAL with a non-printable byte, a gap or nothing */
+    AB_RANDOM_WRITES, /* random values into the block's other registers */
+    AB_DROP,          /* every client connection closed */
+    AB_COUNT
+};
+
+static const char *const ABUSE_NAME[AB_COUNT] = {"none",          "seq-jump", "seq-reuse",
+                                                 "serial-repeat", "ack-loss", "bad-serial",
+                                                 "random-writes", "drop"};
+
+#define AB_FIRST_EVENT AB_RANDOM_WRITES /* the ones from here on are events, not request kinds */
+
 /* One finished request, compact: runs of millions of requests stay small. */
 struct record {
     uint32_t counter; /* serial counter: the serial is rebuilt from it */
@@ -59,6 +89,7 @@ struct record {
     uint16_t result;  /* RESULT register at ACK time (0 for a timeout) */
     uint16_t reason;  /* REASON register at ACK time (0 for a timeout) */
     uint8_t outcome;  /* enum outcome */
+    uint8_t abuse;    /* enum abuse of the request (AB_NONE normally) */
     float latency_ms; /* trigger to ACK observed (to giving up, for a timeout) */
 };
 
@@ -76,6 +107,15 @@ struct line {
     uint64_t hb_changes;
     double hb_last_t;  /* monotonic time of the last HEARTBEAT change */
     double hb_max_gap; /* seconds, between two consecutive changes */
+    /* --abuse */
+    uint32_t counter;                    /* serial counter of the current/last request */
+    uint8_t abuse;                       /* enum abuse of the current request */
+    uint16_t ack_before;                 /* ACK_SEQ when the request was raised */
+    int ack_undone;                      /* ack-loss: the first ACK was put back */
+    uint16_t first_result, first_reason; /* ack-loss: what the first ACK said */
+    uint16_t seq_hist[SEQ_HISTORY];      /* REQ_SEQ values used on this line */
+    unsigned nhist;
+    double scribble_at; /* random-writes: when (0: none scheduled) */
 };
 
 struct options {
@@ -94,6 +134,10 @@ struct options {
     int hold;
     int wait_heartbeat;
     int verbose;
+    unsigned abuse_mask; /* 1 << enum abuse */
+    double abuse_rate;   /* probability per request */
+    uint64_t seed;
+    int have_seed;
 };
 
 struct sim {
@@ -110,6 +154,8 @@ struct sim {
     double first_trigger_t; /* 0 until the first request */
     double last_done_t;
     int interrupted;
+    uint64_t rng;   /* xorshift64 state (--abuse) */
+    double drop_at; /* drop: when to close every connection (0: none scheduled) */
 };
 
 static volatile sig_atomic_t stop_signal;
@@ -145,6 +191,7 @@ static void usage(FILE *f)
           "         [--takt-ms T] [--count C] [--first-counter K] [--serial-prefix P]\n"
           "         [--unit U] [--timeout-s X] [--summary-json FILE] [--hold]\n"
           "         [--wait-heartbeat] [--verbose]\n"
+          "         [--abuse LIST] [--abuse-rate P] [--seed N]\n"
           "A fake line PLC (Modbus TCP server); see docs/simulators.md.\n",
           f);
 }
@@ -186,6 +233,30 @@ static int parse_listen(const char *s, struct options *o)
     return 0;
 }
 
+/* Parses --abuse's comma-separated list into a mask of 1 << enum abuse.  Returns 0 or -1. */
+static int parse_abuse(const char *list, unsigned *mask)
+{
+    const char *p = list;
+
+    *mask = 0;
+    while (*p != '\0') {
+        size_t n = strcspn(p, ",");
+        int found = 0;
+        for (int k = AB_NONE + 1; k < AB_COUNT; k++) {
+            if (strlen(ABUSE_NAME[k]) == n && strncmp(p, ABUSE_NAME[k], n) == 0) {
+                *mask |= 1u << k;
+                found = 1;
+            }
+        }
+        if (!found)
+            return -1;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return *mask != 0 ? 0 : -1;
+}
+
 static int parse_args(int argc, char **argv, struct options *o)
 {
     int have_listen = 0;
@@ -200,6 +271,7 @@ static int parse_args(int argc, char **argv, struct options *o)
     o->prefix = "SN";
     o->unit = -1;
     o->timeout_s = 30.0;
+    o->abuse_rate = 0.25;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -262,6 +334,25 @@ static int parse_args(int argc, char **argv, struct options *o)
             o->unit = (int)v;
         } else if (strcmp(a, "--summary-json") == 0) {
             o->summary_json = val;
+        } else if (strcmp(a, "--abuse") == 0) {
+            if (parse_abuse(val, &o->abuse_mask) != 0) {
+                warnx_("--abuse %s: expected a comma-separated list of seq-jump, seq-reuse, "
+                       "serial-repeat, ack-loss, bad-serial, random-writes, drop",
+                       val);
+                return -1;
+            }
+        } else if (strcmp(a, "--abuse-rate") == 0) {
+            errno = 0;
+            d = strtod(val, &end);
+            if (errno != 0 || end == val || *end != '\0' || !(d >= 0) || d > 1)
+                goto bad;
+            o->abuse_rate = d;
+        } else if (strcmp(a, "--seed") == 0) {
+            errno = 0;
+            o->seed = strtoull(val, &end, 10);
+            if (errno != 0 || end == val || *end != '\0' || val[0] == '-')
+                goto bad;
+            o->have_seed = 1;
         } else if (strcmp(a, "--timeout-s") == 0) {
             errno = 0;
             d = strtod(val, &end);
@@ -314,7 +405,8 @@ static int add_record(struct sim *s, const struct line *l, int outcome, uint16_t
         s->caprecs = cap;
     }
     r = &s->recs[s->nrecs++];
-    r->counter = s->o.first_counter + l->raised - 1;
+    r->counter = l->counter;
+    r->abuse = l->abuse;
     r->line = (uint16_t)l->n;
     r->seq = l->seq;
     r->result = result;
@@ -335,6 +427,96 @@ static void finish(struct sim *s, struct line *l, int outcome, uint16_t result, 
     s->last_done_t = t;
 }
 
+/* xorshift64: the abuse decisions, reproducible from --seed. */
+static uint64_t rnd(struct sim *s)
+{
+    s->rng ^= s->rng << 13;
+    s->rng ^= s->rng >> 7;
+    s->rng ^= s->rng << 17;
+    return s->rng;
+}
+
+/* A uniform double in [0, 1). */
+static double rnd01(struct sim *s)
+{
+    return (double)(rnd(s) >> 11) / 9007199254740992.0;
+}
+
+/* Picks the abuse of a new request: one of the request kinds in --abuse, or none. */
+static int pick_abuse(struct sim *s)
+{
+    int kinds[AB_COUNT], n = 0;
+
+    for (int k = AB_NONE + 1; k < AB_FIRST_EVENT; k++)
+        if (s->o.abuse_mask & (1u << k))
+            kinds[n++] = k;
+    if (n == 0 || rnd01(s) >= s->o.abuse_rate)
+        return AB_NONE;
+    return kinds[rnd(s) % (uint64_t)n];
+}
+
+/*
+ * Writes a serial with something wrong in it: a control byte, DEL, a byte
+ * above 0x7e or a space at a random place, nothing at all, or a NUL followed
+ * by more characters.  The station must refuse it (serial-invalid).
+ */
+static void encode_bad_serial(struct sim *s, const char *good, uint16_t *regs)
+{
+    unsigned char b[PLC_SERIAL_MAX] = {0};
+    size_t n = strlen(good), at = (size_t)(rnd(s) % (n > 1 ? n - 1 : 1)) + 1;
+    unsigned variant = (unsigned)(rnd(s) % 6);
+
+    memcpy(b, good, n);
+    switch (variant) {
+    case 0:
+        b[at] = (unsigned char)(1 + rnd(s) % 0x1f);
+        break;
+    case 1:
+        b[at] = 0x7f;
+        break;
+    case 2:
+        b[at] = (unsigned char)(0x80 + rnd(s) % 0x80);
+        break;
+    case 3:
+        b[at] = ' ';
+        break;
+    case 4:
+        memset(b, 0, sizeof b);
+        break;
+    default:
+        b[at] = 0; /* "SN1" NUL "-000042": bytes after the padding started */
+        break;
+    }
+    for (int i = 0; i < PLC_SERIAL_REGS; i++)
+        regs[i] = (uint16_t)(b[2 * i] << 8 | b[2 * i + 1]);
+}
+
+/* A REQ_SEQ for this request that the station sees as new: != current REQ_SEQ and ACK_SEQ. */
+static uint16_t next_seq(struct sim *s, struct line *l, const uint16_t *r)
+{
+    uint16_t cur = r[PLC_REQ_SEQ], ack = r[PLC_ACK_SEQ], v;
+    uint16_t plain = (uint16_t)(cur == 65535 ? 1 : cur + 1);
+
+    if (plain == ack)
+        plain = (uint16_t)(plain == 65535 ? 1 : plain + 1);
+    if (l->abuse == AB_SEQ_JUMP) {
+        do
+            v = (uint16_t)(1 + rnd(s) % 65535);
+        while (v == cur || v == ack);
+        return v;
+    }
+    if (l->abuse == AB_SEQ_REUSE) {
+        unsigned n = l->nhist < SEQ_HISTORY ? l->nhist : SEQ_HISTORY;
+        for (unsigned tries = 0; n > 0 && tries < 2 * SEQ_HISTORY; tries++) {
+            v = l->seq_hist[rnd(s) % n];
+            if (v != cur && v != ack && v != 0)
+                return v;
+        }
+        l->abuse = AB_NONE; /* no usable earlier value yet */
+    }
+    return plain;
+}
+
 /* Raises the next request on a line: serial first, then REQ_SEQ. */
 static void raise_request(struct sim *s, struct line *l, double t)
 {
@@ -342,16 +524,94 @@ static void raise_request(struct sim *s, struct line *l, double t)
     char serial[SERIAL_BUFSIZE];
 
     l->raised++;
-    make_serial(s, l->n, s->o.first_counter + l->raised - 1, serial);
-    plc_encode_serial(serial, r + PLC_SERIAL);
-    l->seq = (uint16_t)(r[PLC_REQ_SEQ] == 65535 ? 1 : r[PLC_REQ_SEQ] + 1);
+    l->abuse = s->o.abuse_mask ? (uint8_t)pick_abuse(s) : AB_NONE;
+    if (l->abuse == AB_SERIAL_REPEAT && l->raised > 1)
+        ; /* l->counter stays: the previous device again */
+    else {
+        if (l->abuse == AB_SERIAL_REPEAT)
+            l->abuse = AB_NONE; /* nothing to repeat yet */
+        l->counter = s->o.first_counter + l->raised - 1;
+    }
+    make_serial(s, l->n, l->counter, serial);
+    if (l->abuse == AB_BAD_SERIAL)
+        encode_bad_serial(s, serial, r + PLC_SERIAL);
+    else
+        plc_encode_serial(serial, r + PLC_SERIAL);
+    l->ack_before = r[PLC_ACK_SEQ];
+    l->ack_undone = 0;
+    l->seq = s->o.abuse_mask ? next_seq(s, l, r)
+                             : (uint16_t)(r[PLC_REQ_SEQ] == 65535 ? 1 : r[PLC_REQ_SEQ] + 1);
     r[PLC_REQ_SEQ] = l->seq;
+    l->seq_hist[l->nhist++ % SEQ_HISTORY] = l->seq;
     l->pending = 1;
     l->trigger_t = t;
     if (s->first_trigger_t == 0)
         s->first_trigger_t = t;
     if (s->o.verbose)
         warnx_("line %d: request seq %u serial %s", l->n, l->seq, serial);
+    if (l->abuse != AB_NONE)
+        warnx_("line %d: abuse %s on seq %u (serial %s)", l->n, ABUSE_NAME[l->abuse], l->seq,
+               serial);
+    /* The events: a scribble into some line's block, and a drop of every connection. */
+    if ((s->o.abuse_mask & (1u << AB_RANDOM_WRITES)) && rnd01(s) < s->o.abuse_rate) {
+        struct line *victim = &s->lines[rnd(s) % (uint64_t)s->o.lines];
+        if (victim->scribble_at == 0)
+            victim->scribble_at = t + rnd01(s) * ABUSE_WINDOW_S;
+    }
+    if ((s->o.abuse_mask & (1u << AB_DROP)) && s->drop_at == 0 && rnd01(s) < s->o.abuse_rate)
+        s->drop_at = t + rnd01(s) * ABUSE_WINDOW_S;
+}
+
+/*
+ * random-writes: a random value into one of the block's registers that the
+ * PLC does not own or does not use: the reserved 17-31, ACK_SEQ (never to the
+ * pending REQ_SEQ: that would be the PLC acknowledging itself), RESULT,
+ * REASON, ISSUED_COUNT and STATION_STATE.  HEARTBEAT is left alone so the
+ * heartbeat watch stays meaningful.  The station owns those registers and
+ * must neither crash nor issue twice because of what it finds there.
+ */
+static void scribble(struct sim *s, struct line *l)
+{
+    static const int regs[] = {17,
+                               18,
+                               19,
+                               20,
+                               21,
+                               22,
+                               23,
+                               24,
+                               25,
+                               26,
+                               27,
+                               28,
+                               29,
+                               30,
+                               31,
+                               PLC_ACK_SEQ,
+                               PLC_RESULT,
+                               PLC_REASON,
+                               PLC_ISSUED_HI,
+                               PLC_ISSUED_LO,
+                               PLC_STATION_STATE};
+    uint16_t *r = block(s, l);
+    int reg = regs[rnd(s) % (sizeof regs / sizeof regs[0])];
+    uint16_t v = (uint16_t)rnd(s);
+
+    if (reg == PLC_ACK_SEQ && v == r[PLC_REQ_SEQ])
+        v = (uint16_t)(v + 1);
+    r[reg] = v;
+    if (reg == PLC_ACK_SEQ)
+        l->last_ack = v; /* our own write: not a station ACK to report */
+    warnx_("line %d: abuse random-writes: register %d = %u", l->n, reg, v);
+}
+
+static void close_client(struct sim *s, int idx);
+
+static void drop_all(struct sim *s)
+{
+    warnx_("abuse drop: closing %d connection(s)", s->nclients);
+    while (s->nclients > 0)
+        close_client(s, s->nclients - 1);
 }
 
 static int line_finished(const struct sim *s, const struct line *l)
@@ -362,12 +622,21 @@ static int line_finished(const struct sim *s, const struct line *l)
 /* Time-driven PLC logic: raise requests and give up on missing ACKs. */
 static void tick(struct sim *s, double t)
 {
+    if (s->drop_at != 0 && t >= s->drop_at) {
+        s->drop_at = 0;
+        drop_all(s);
+    }
     for (int i = 0; i < s->o.lines; i++) {
         struct line *l = &s->lines[i];
 
+        if (l->scribble_at != 0 && t >= l->scribble_at) {
+            l->scribble_at = 0;
+            scribble(s, l);
+        }
+
         if (l->pending && t - l->trigger_t >= s->o.timeout_s) {
             char serial[SERIAL_BUFSIZE];
-            make_serial(s, l->n, s->o.first_counter + l->raised - 1, serial);
+            make_serial(s, l->n, l->counter, serial);
             warnx_("line %d: no ACK for seq %u (serial %s) after %.1f s", l->n, l->seq, serial,
                    s->o.timeout_s);
             finish(s, l, OUT_TIMEOUT, 0, 0, t);
@@ -386,7 +655,7 @@ static void observe(struct sim *s, double t)
 {
     for (int i = 0; i < s->o.lines; i++) {
         struct line *l = &s->lines[i];
-        const uint16_t *r = block(s, l);
+        uint16_t *r = block(s, l);
         uint16_t ack = r[PLC_ACK_SEQ];
 
         if (r[PLC_HEARTBEAT] != l->hb_last) {
@@ -402,7 +671,22 @@ static void observe(struct sim *s, double t)
                       : result == PLC_RESULT_REFUSED ? OUT_REFUSED
                       : result == PLC_RESULT_FAULT   ? OUT_FAULT
                                                      : OUT_INVALID;
-            if (out == OUT_INVALID)
+            if (l->abuse == AB_ACK_LOSS && !l->ack_undone) {
+                /* As if the station's write never arrived: it must answer again, the same way. */
+                l->ack_undone = 1;
+                l->first_result = result;
+                l->first_reason = reason;
+                r[PLC_ACK_SEQ] = l->ack_before;
+                l->last_ack = l->ack_before;
+                warnx_("line %d: abuse ack-loss: ACK seq %u result %u reason %u undone", l->n, ack,
+                       result, reason);
+                continue;
+            }
+            if (l->ack_undone && (result != l->first_result || reason != l->first_reason)) {
+                warnx_("line %d: seq %u answered again with result %u reason %u, first %u %u", l->n,
+                       ack, result, reason, l->first_result, l->first_reason);
+                out = OUT_INVALID;
+            } else if (out == OUT_INVALID)
                 warnx_("line %d: ACK for seq %u with RESULT %u (not issued/refused/fault)", l->n,
                        ack, result);
             if (s->o.verbose)
@@ -503,9 +787,14 @@ static double next_wait(const struct sim *s, double t)
 {
     double w = MAX_SELECT_S;
 
+    if (s->drop_at != 0 && s->drop_at - t < w)
+        w = s->drop_at - t;
     for (int i = 0; i < s->o.lines; i++) {
         const struct line *l = &s->lines[i];
         double due;
+
+        if (l->scribble_at != 0 && l->scribble_at - t < w)
+            w = l->scribble_at - t;
 
         if (l->pending)
             due = l->trigger_t + s->o.timeout_s;
@@ -712,6 +1001,8 @@ static int write_json(const struct sim *s, const struct totals *lt, const struct
         json_object_object_add(o, "reason_name",
                                json_object_new_string(policy_reason_name(rc->reason)));
         json_object_object_add(o, "latency_ms", json_ms(rc->latency_ms));
+        if (rc->abuse != AB_NONE)
+            json_object_object_add(o, "abuse", json_object_new_string(ABUSE_NAME[rc->abuse]));
         json_object_array_add(recs, o);
     }
     json_object_object_add(root, "lines", lines);
@@ -886,6 +1177,18 @@ int main(int argc, char **argv)
     if (parse_args(argc, argv, &s.o) != 0) {
         usage(stderr);
         return 2;
+    }
+    if (s.o.abuse_mask != 0) {
+        char names[160] = "";
+        for (int k = AB_NONE + 1; k < AB_COUNT; k++)
+            if (s.o.abuse_mask & (1u << k))
+                snprintf(names + strlen(names), sizeof names - strlen(names), "%s%s",
+                         names[0] ? "," : "", ABUSE_NAME[k]);
+        if (!s.o.have_seed)
+            s.o.seed = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 32);
+        s.rng = s.o.seed != 0 ? s.o.seed : 0x9e3779b97f4a7c15u; /* xorshift must not start at 0 */
+        warnx_("abuse %s rate %.2f seed %" PRIu64 " (--seed reproduces the choices)", names,
+               s.o.abuse_rate, s.o.seed);
     }
     if (setup(&s) != 0)
         goto out;
