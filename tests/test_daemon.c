@@ -1207,7 +1207,12 @@ START_TEST(hanging_jig_answered_jig_timeout)
         }
         ck_assert_msg(r[i].result == RESULT_FAULT && r[i].reason == REASON_JIG_TIMEOUT,
                       "%s: RESULT %d REASON %d", r[i].serial, r[i].result, r[i].reason);
-        ck_assert_msg(r[i].latency_ms < 2000, "%s answered after %.0f ms", r[i].serial,
+        /*
+         * Bounded by the jig timeout, not by the PLC's 20 s: the margin covers
+         * the first request, which also waits for the daemon's start-up, on a
+         * loaded machine under ASan (2.5 s seen at load average 9).
+         */
+        ck_assert_msg(r[i].latency_ms < 5000, "%s answered after %.0f ms", r[i].serial,
                       r[i].latency_ms);
     }
     ck_assert_int_eq(sql_long("SELECT COUNT(*) FROM audit WHERE line = '1' AND kind = 'fault' "
