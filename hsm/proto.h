@@ -17,8 +17,9 @@
 #define PROTO_VERSION   1
 #define PROTO_HEADER    12
 #define PROTO_MAX_FRAME (256 * 1024)
-/* Entries in a CHECKPOINT's pending or withheld list: far more than ever in flight. */
-#define CHECKPOINT_MAX_LIST 4096
+/* Entries in a CHECKPOINT's pending or withheld list: far more than ever in flight, and
+ * small enough that both lists in the signed reply stay well inside PROTO_MAX_FRAME. */
+#define CHECKPOINT_MAX_LIST 2048
 
 enum proto_type {
     /* requests: station -> signer */

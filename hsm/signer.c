@@ -817,7 +817,7 @@ static int list_add(char *list, size_t cap, size_t *len, const proto_field_t *f,
  */
 static int do_checkpoint(int fd, const proto_msg_t *m)
 {
-    enum { LIST_CAP = CHECKPOINT_MAX_LIST * 40 };
+    enum { LIST_CAP = CHECKPOINT_MAX_LIST * 60 }; /* "INSTANCE:N-M," with 20-digit numbers */
     proto_field_t f;
     size_t pos = 0, plen = 0, wlen = 0, np = 0, nw = 0;
     struct line *l = NULL;
@@ -854,6 +854,10 @@ static int do_checkpoint(int fd, const proto_msg_t *m)
     if (rc != 0 || l == NULL || rows < 0 || head == NULL || strlen(head) != 64 ||
         strspn(head, "0123456789abcdef") != 64) {
         ret = reply_error(fd, m->id, LC_ERR_PROTOCOL, "malformed CHECKPOINT message");
+        goto out;
+    }
+    if (plen + wlen > PROTO_MAX_FRAME - 4096) { /* the signed text must fit in the reply */
+        ret = reply_error(fd, m->id, LC_ERR_PROTOCOL, "CHECKPOINT lists too long");
         goto out;
     }
     if ((ret = ensure_keys(err, sizeof err)) != LC_OK) {

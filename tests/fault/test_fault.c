@@ -1941,7 +1941,7 @@ START_TEST(plc_abuse)
     char opts[200];
 
     snprintf(opts, sizeof opts,
-             "--lines 3 --takt-ms 0 --count %d --timeout-s 20 --abuse seq-jump,seq-reuse,"
+             "--lines 3 --takt-ms 0 --count %d --timeout-s 20 --verbose --abuse seq-jump,seq-reuse,"
              "serial-repeat,ack-loss,bad-serial,random-writes,drop --abuse-rate 0.3 --seed %llu",
              per_line, (unsigned long long)seed);
     sim_start(&s, 0, "%s", opts);

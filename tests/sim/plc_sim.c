@@ -484,7 +484,9 @@ static void encode_bad_serial(struct sim *s, const char *good, uint16_t *regs)
         memset(b, 0, sizeof b);
         break;
     default:
-        b[at] = 0; /* "SN1" NUL "-000042": bytes after the padding started */
+        /* "SN1" NUL "-000042": bytes after the padding started.  Never the last
+         * character: "SN1-00004" NUL is a shorter serial, not a bad one. */
+        b[at < n - 1 ? at : n - 2] = 0;
         break;
     }
     for (int i = 0; i < PLC_SERIAL_REGS; i++)
