@@ -373,6 +373,8 @@ static json_object *revoke_reply(const char *arg, const control_peer_t *peer)
 
     if (sscanf(arg, "%159s %39s", what, reason) != 2)
         return error_reply("usage: revoke SERIAL|regid:ID REASON");
+    if (D.issuer == NULL) /* a reload failed: no store open until the next one */
+        return error_reply("the station is not running (see its log); nothing was changed");
     pthread_mutex_lock(&D.issue_lock);
     ret = issuer_revoke(D.issuer, strncmp(what, "regid:", 6) == 0 ? NULL : what,
                         strncmp(what, "regid:", 6) == 0 ? what + 6 : NULL, reason, peer->actor,
