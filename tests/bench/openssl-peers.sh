@@ -23,8 +23,8 @@
 # Prints one `name: value` per line: the rates (certificates per wall-clock
 # second) and the ratios the targets are about, and also CPU time per
 # certificate (user + system of every process involved), which other work on
-# the machine skews much less than the rates — the load average before and
-# after is printed so that a disturbed run shows.  Exit 1 (with the reason
+# the machine skews less than the rates — the load average before and after
+# is printed so that a disturbed run shows.  Exit 1 (with the reason
 # on stderr) if a check fails.  The PIN reaches openssl through `-passin file:` (the engine's
 # `pin-source=` is broken in libp11 0.4.12), and pkcs11-tool gets it on its
 # command line: this is a throw-away token in a temporary directory.
@@ -177,10 +177,11 @@ grep -q 'PIN incorrect' "$work/wrong.log" ||
 now() { date +%s.%N; }
 # children_cpu VAR: sets VAR to the CPU seconds (user + system) of this
 # shell's finished children so far.  `times` must run in this shell, not in
-# a pipeline or $(...): a subshell has no children of ours.  CPU per
-# certificate hardly depends on what else the machine runs, unlike the rates:
-# with other work on the two cores, single-process peers lose more wall time
-# than linecert's many threads do, which flatters linecert.
+# a pipeline or $(...): a subshell has no children of ours.  Other work on
+# the two cores skews the rates in linecert's favour (a single-process peer
+# loses more wall time than linecert's many threads do: measured, the ratios
+# roughly double from load 1.5 to load 5); CPU per certificate is skewed
+# less, though not nothing.  Compare rates only from runs on a quiet machine.
 u0=0
 u1=0
 children_cpu() {
