@@ -1125,9 +1125,15 @@ static double plc_request(int port, const char *serial, uint16_t seq, int *resul
 
 /* ===== 1. kill -9 of the daemon at random points ========================== */
 
-/* Rows that mean a line answered a device: issued or re-delivered. */
+/*
+ * Rows that mean a line answered a device: issued or re-delivered.  0 while
+ * the store has no schema yet: a daemon killed during its first start-up may
+ * leave the file without its tables (the next start creates them).
+ */
 static long long answered_rows(void)
 {
+    if (q_int("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'audit'") == 0)
+        return 0;
     return q_int("SELECT COUNT(*) FROM audit WHERE kind IN ('issued', 'redelivered')");
 }
 
