@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,12 +132,46 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
+extern char **environ;
+
+/*
+ * Starts the signer with fd on 3 and nothing else above 2 open, every signal
+ * unblocked and SIGPIPE at its default.  posix_spawn rather than fork: the
+ * daemon is multithreaded (a forked child could only make async-signal-safe
+ * calls) and blocks SIGTERM, SIGINT and SIGHUP in every thread, which a plain
+ * fork + exec would pass on to the signer.
+ */
+static int spawn_signer(const char *program, char *const argv[], int fd, pid_t *pid)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, dfl;
+    int rc;
+
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE);
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    posix_spawn_file_actions_adddup2(&fa, fd, 3);
+    posix_spawn_file_actions_addclosefrom_np(&fa, 4);
+    posix_spawnattr_setsigmask(&at, &none);
+    posix_spawnattr_setsigdefault(&at, &dfl);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    rc = posix_spawn(pid, program, &fa, &at, argv, environ);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    return rc;
+}
+
 int signer_client_spawn(const char *program, int setup, int threads, signer_client_t **out,
                         char *err, size_t errlen)
 {
     char nthreads[16];
+    char *argv[] = {"linecert-signer", setup ? "--setup" : "--threads", setup ? NULL : nthreads,
+                    NULL};
     signer_client_t *c;
-    int sv[2];
+    int sv[2], rc;
     pid_t pid;
 
     *out = NULL;
@@ -151,25 +186,12 @@ int signer_client_spawn(const char *program, int setup, int threads, signer_clie
         close(sv[1]);
         return lc_seterr(LC_ERR_NOMEM, err, errlen, "out of memory");
     }
-    pid = fork();
-    if (pid < 0) {
+    snprintf(nthreads, sizeof nthreads, "%d", threads > 0 ? threads : 1);
+    if ((rc = spawn_signer(program, argv, sv[1], &pid)) != 0) {
         close(sv[0]);
         close(sv[1]);
         free(c);
-        return lc_seterr(LC_ERR_SIGNER, err, errlen, "fork: %s", strerror(errno));
-    }
-    if (pid == 0) {
-        /* Child: only fds 0-2 and the request socket on 3 survive the exec. */
-        if (dup2(sv[1], 3) < 0)
-            _exit(127);
-        close_range(4, ~0U, 0);
-        signal(SIGPIPE, SIG_DFL);
-        snprintf(nthreads, sizeof nthreads, "%d", threads > 0 ? threads : 1);
-        if (setup)
-            execl(program, "linecert-signer", "--setup", (char *)NULL);
-        else
-            execl(program, "linecert-signer", "--threads", nthreads, (char *)NULL);
-        _exit(127);
+        return lc_seterr(LC_ERR_SIGNER, err, errlen, "cannot start %s: %s", program, strerror(rc));
     }
     close(sv[1]);
     c->fd = sv[0];

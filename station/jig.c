@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,8 @@ struct jig_backend {
                    size_t errlen);
 };
 
+extern char **environ;
+
 struct jig {
     const struct jig_backend *be;
     char *spec;               /* owned copy; argv points into it */
@@ -35,7 +38,83 @@ struct jig {
     int argc;
     char line[64];
     int timeout_ms;
+    /*
+     * The program's environment: the daemon's own, minus any LINECERT_LINE and
+     * LINECERT_SERIAL, then those two (envp[envc], envp[envc + 1]) and NULL.
+     * Built once, in jig_new, so a run allocates nothing between spawning and exec.
+     */
+    char **envp;
+    size_t envc;
+    char *env_line; /* "LINECERT_LINE=..." */
 };
+
+/* Copies the daemon's environment without the two variables a run sets itself. */
+static int build_env(jig_t *j)
+{
+    size_t n = 0;
+
+    while (environ != NULL && environ[n] != NULL)
+        n++;
+    j->envp = calloc(n + 3, sizeof *j->envp);
+    if (j->envp == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(environ[i], "LINECERT_LINE=", 14) == 0 ||
+            strncmp(environ[i], "LINECERT_SERIAL=", 16) == 0)
+            continue;
+        if ((j->envp[j->envc] = strdup(environ[i])) == NULL)
+            return -1;
+        j->envc++;
+    }
+    if (asprintf(&j->env_line, "LINECERT_LINE=%s", j->line) < 0) {
+        j->env_line = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Starts the program with posix_spawn, never fork: the daemon is
+ * multithreaded, and a forked child of a multithreaded process may only make
+ * async-signal-safe calls before exec (a setenv there can deadlock on a lock
+ * another thread held at the fork, and the jig then "times out").  glibc's
+ * posix_spawn also shares the address space until exec (CLONE_VFORK), so
+ * starting the jig does not copy the daemon's page tables twice per device.
+ */
+static int spawn_jig(jig_t *j, const char *serial, int fd_in, int fd_out, int fd_err, pid_t *pid)
+{
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, dfl;
+    char *env_serial = NULL;
+    int rc;
+
+    if (asprintf(&env_serial, "LINECERT_SERIAL=%s", serial) < 0)
+        return ENOMEM;
+    j->envp[j->envc] = j->env_line;
+    j->envp[j->envc + 1] = env_serial;
+    j->envp[j->envc + 2] = NULL;
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGPIPE); /* the daemon ignores it; the program gets the default */
+    posix_spawn_file_actions_init(&fa);
+    posix_spawnattr_init(&at);
+    posix_spawn_file_actions_adddup2(&fa, fd_in, 0);
+    posix_spawn_file_actions_adddup2(&fa, fd_out, 1);
+    posix_spawn_file_actions_adddup2(&fa, fd_err, 2);
+    /* Own process group, so a timeout kills everything the jig program started. */
+    posix_spawnattr_setpgroup(&at, 0);
+    posix_spawnattr_setsigmask(&at, &none); /* daemon threads block signals; the jig must not */
+    posix_spawnattr_setsigdefault(&at, &dfl);
+    posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+                                      POSIX_SPAWN_SETSIGDEF);
+    rc = posix_spawn(pid, j->argv[0], &fa, &at, j->argv, j->envp);
+    posix_spawnattr_destroy(&at);
+    posix_spawn_file_actions_destroy(&fa);
+    j->envp[j->envc + 1] = NULL;
+    free(env_serial);
+    return rc;
+}
 
 static double now_ms(void)
 {
@@ -73,25 +152,10 @@ static int run(jig_t *j, const char *verb, const char *serial, const char *in, s
     j->argv[j->argc] = (char *)(uintptr_t)verb;
     j->argv[j->argc + 1] = (char *)(uintptr_t)serial;
     j->argv[j->argc + 2] = NULL;
-    pid = fork();
-    if (pid < 0) {
-        ret = lc_seterr(LC_ERR_IO, err, errlen, "fork: %s", strerror(errno));
+    if ((ret = spawn_jig(j, serial, pin[0], pout[1], perr[1], &pid)) != 0) {
+        ret = lc_seterr(LC_ERR_IO, err, errlen, "cannot run %s: %s", j->argv[0], strerror(ret));
         goto out;
     }
-    if (pid == 0) {
-        /* Own process group, so a timeout kills everything the jig program started. */
-        setpgid(0, 0);
-        dup2(pin[0], 0);
-        dup2(pout[1], 1);
-        dup2(perr[1], 2);
-        signal(SIGPIPE, SIG_DFL);
-        setenv("LINECERT_LINE", j->line, 1);
-        setenv("LINECERT_SERIAL", serial, 1);
-        execv(j->argv[0], j->argv);
-        fprintf(stderr, "cannot run %s: %s\n", j->argv[0], strerror(errno));
-        _exit(127);
-    }
-    setpgid(pid, pid);
     close(pin[0]);
     close(pout[1]);
     close(perr[1]);
@@ -238,6 +302,10 @@ int jig_new(const char *spec, const char *line_id, int timeout_ms, jig_t **out, 
     j->be = be;
     j->timeout_ms = timeout_ms;
     snprintf(j->line, sizeof j->line, "%s", line_id);
+    if (build_env(j) != 0) {
+        jig_free(j);
+        return lc_seterr(LC_ERR_NOMEM, err, errlen, "out of memory");
+    }
     for (tok = strtok_r(j->spec, " \t", &save); tok != NULL; tok = strtok_r(NULL, " \t", &save)) {
         if (j->argc == MAX_ARGS) {
             jig_free(j);
@@ -259,6 +327,10 @@ void jig_free(jig_t *j)
 {
     if (j == NULL)
         return;
+    for (size_t i = 0; j->envp != NULL && i < j->envc; i++)
+        free(j->envp[i]);
+    free(j->envp);
+    free(j->env_line);
     free(j->spec);
     free(j);
 }

@@ -1202,7 +1202,9 @@ START_TEST(hanging_jig_answered_jig_timeout)
     ck_assert_int_eq(n, 6);
     for (int i = 0; i < n; i++) {
         if (r[i].line != 1) {
-            ck_assert_int_eq(r[i].result, RESULT_ISSUED);
+            ck_assert_msg(r[i].result == RESULT_ISSUED,
+                          "line %d %s: RESULT %d REASON %d after %.0f ms", r[i].line, r[i].serial,
+                          r[i].result, r[i].reason, r[i].latency_ms);
             continue;
         }
         ck_assert_msg(r[i].result == RESULT_FAULT && r[i].reason == REASON_JIG_TIMEOUT,

@@ -9,6 +9,8 @@
 #include "testutil.h"
 
 #include <check.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +20,7 @@
 static char *dir;
 static char prog[600];
 
-/* Writes a jig program (a shell script) and makes a jig for it. */
+/* Writes a jig program (a shell script, unless body has its own #!) and makes a jig for it. */
 static jig_t *script(const char *body, int timeout_ms)
 {
     FILE *f;
@@ -28,7 +30,7 @@ static jig_t *script(const char *body, int timeout_ms)
     snprintf(prog, sizeof prog, "%s/jig.sh", dir);
     f = fopen(prog, "w");
     ck_assert_ptr_nonnull(f);
-    fprintf(f, "#!/bin/sh\n%s\n", body);
+    fprintf(f, "%s%s\n", strncmp(body, "#!", 2) == 0 ? "" : "#!/bin/sh\n", body);
     fclose(f);
     chmod(prog, 0755);
     snprintf(spec, sizeof spec, "exec:%s --flag value", prog);
@@ -146,6 +148,134 @@ START_TEST(empty_output_is_an_error)
 }
 END_TEST
 
+START_TEST(missing_program_reported)
+{
+    jig_t *j = NULL;
+    unsigned char *out = NULL;
+    size_t len;
+    double ms;
+    char err[300];
+
+    ck_assert_int_eq(jig_new("exec:/nonexistent/jig --x", "1", 2000, &j, err, sizeof err), LC_OK);
+    ck_assert_int_eq(jig_get_csr(j, "SN", &out, &len, &ms, err, sizeof err), LC_ERR_IO);
+    ck_assert_ptr_null(out);
+    ck_assert_msg(strstr(err, "cannot run /nonexistent/jig: No such file") != NULL, "%s", err);
+    jig_free(j);
+}
+END_TEST
+
+/*
+ * The program gets one LINECERT_SERIAL (this run's, not a stale one from the
+ * daemon's environment), no blocked signals and SIGPIPE at its default, even
+ * when the calling thread blocks signals and ignores SIGPIPE as the daemon's do.
+ */
+START_TEST(program_environment_and_signals_are_clean)
+{
+    jig_t *j;
+    unsigned char *out = NULL;
+    size_t len;
+    double ms;
+    char err[300];
+    sigset_t block, old;
+    struct sigaction ign = {.sa_handler = SIG_IGN}, oldpipe;
+
+    setenv("LINECERT_SERIAL", "STALE", 1);
+    setenv("LINECERT_LINE", "99", 1);
+    /* perl, not sh: dash clears the signal mask it was started with */
+    j = script("#!/usr/bin/perl\n"
+               "print scalar(grep { /^LINECERT_(LINE|SERIAL)$/ } keys %ENV), \"\\n\";\n"
+               "print \"$ENV{LINECERT_LINE} $ENV{LINECERT_SERIAL}\\n\";\n"
+               "open(my $f, '<', '/proc/self/status') or die;\n"
+               "while (<$f>) {\n"
+               "  print if /^SigBlk/;\n"
+               "  printf \"pipe-ignored=%d\\n\", hex($1) & 0x1000 if /^SigIgn:\\s*(\\S+)/;\n"
+               "}",
+               2000);
+    unsetenv("LINECERT_SERIAL");
+    unsetenv("LINECERT_LINE");
+    sigfillset(&block);
+    pthread_sigmask(SIG_BLOCK, &block, &old);
+    sigaction(SIGPIPE, &ign, &oldpipe);
+    ck_assert_int_eq(jig_get_csr(j, "SN-9", &out, &len, &ms, err, sizeof err), LC_OK);
+    sigaction(SIGPIPE, &oldpipe, NULL);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    ck_assert_str_eq((char *)out, "2\n7 SN-9\nSigBlk:\t0000000000000000\npipe-ignored=0\n");
+    free(out);
+    jig_free(j);
+}
+END_TEST
+
+/*
+ * Lines run their jigs from their own threads while others allocate: every
+ * run answers.  (A forked child that allocated before exec could deadlock on
+ * an allocator lock held by another thread at the fork.)
+ */
+struct churn {
+    jig_t *jig;
+    int ok;
+    volatile int *stop;
+};
+
+static void *run_many(void *arg)
+{
+    struct churn *c = arg;
+    char err[300];
+
+    for (int i = 0; i < 25; i++) {
+        unsigned char *out = NULL;
+        size_t len;
+        double ms;
+        if (jig_get_csr(c->jig, "SN", &out, &len, &ms, err, sizeof err) == LC_OK)
+            c->ok++;
+        free(out);
+    }
+    return NULL;
+}
+
+static void *allocate_until_stopped(void *arg)
+{
+    struct churn *c = arg;
+
+    while (!*c->stop) {
+        void *p[64];
+        for (int i = 0; i < 64; i++)
+            p[i] = malloc((size_t)(16 << (i % 12)));
+        for (int i = 0; i < 64; i++)
+            free(p[i]);
+    }
+    return NULL;
+}
+
+START_TEST(concurrent_runs_from_threads_all_answer)
+{
+    enum { RUNNERS = 4, CHURNERS = 2 };
+    pthread_t t[RUNNERS + CHURNERS];
+    struct churn c[RUNNERS + CHURNERS];
+    volatile int stop = 0;
+    char spec[700], err[300];
+
+    jig_free(script("echo ok", 5000)); /* writes the program; each runner gets its own jig */
+    for (int i = 0; i < RUNNERS + CHURNERS; i++) {
+        c[i] = (struct churn){NULL, 0, &stop};
+        if (i < RUNNERS) {
+            snprintf(spec, sizeof spec, "exec:%s", prog);
+            ck_assert_int_eq(jig_new(spec, "1", 5000, &c[i].jig, err, sizeof err), LC_OK);
+        }
+    }
+    for (int i = 0; i < RUNNERS + CHURNERS; i++)
+        pthread_create(&t[i], NULL, i < RUNNERS ? run_many : allocate_until_stopped, &c[i]);
+    for (int i = 0; i < RUNNERS; i++)
+        pthread_join(t[i], NULL);
+    stop = 1;
+    for (int i = RUNNERS; i < RUNNERS + CHURNERS; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < RUNNERS; i++) {
+        ck_assert_int_eq(c[i].ok, 25);
+        jig_free(c[i].jig);
+    }
+}
+END_TEST
+
 START_TEST(bad_specs_refused)
 {
     jig_t *j = NULL;
@@ -206,6 +336,9 @@ static Suite *jig_suite(void)
     tcase_add_test(tc, huge_output_is_cut_off);
     tcase_add_test(tc, nonzero_exit_reports_last_stderr_line);
     tcase_add_test(tc, empty_output_is_an_error);
+    tcase_add_test(tc, missing_program_reported);
+    tcase_add_test(tc, program_environment_and_signals_are_clean);
+    tcase_add_test(tc, concurrent_runs_from_threads_all_answer);
     tcase_add_test(tc, bad_specs_refused);
     tcase_add_test(tc, serial_codec_round_trip);
     tcase_add_test(tc, serial_codec_rejects_garbage);

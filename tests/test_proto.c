@@ -7,10 +7,14 @@
  */
 #include "lcerr.h"
 #include "proto.h"
+#include "signer_client.h"
 #include "testutil.h"
 
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -476,6 +480,53 @@ START_TEST(test_send_to_closed_peer_is_io_error)
 }
 END_TEST
 
+/*
+ * The daemon blocks SIGTERM, SIGINT and SIGHUP in all its threads and holds
+ * many descriptors; the signer it starts gets neither: every signal
+ * unblocked, and only 0-2 plus the request socket on 3.
+ */
+START_TEST(test_signer_starts_with_clean_signals_and_fds)
+{
+    char *program = tu_build_path("linecert-signer"), path[64], err[300], *status, *blk;
+    signer_client_t *c = NULL;
+    sigset_t set, old;
+    int stray = open("/dev/null", O_RDONLY), fds = 0, over3 = 0;
+    DIR *d;
+    struct dirent *e;
+
+    ck_assert_int_ge(stray, 0);
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set, &old);
+    ck_assert_int_eq(signer_client_spawn(program, 0, 1, &c, err, sizeof err), LC_OK);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    snprintf(path, sizeof path, "/proc/%d/status", (int)signer_client_pid(c));
+    status = tu_slurp(path, NULL);
+    ck_assert_ptr_nonnull(status);
+    blk = strstr(status, "SigBlk:");
+    ck_assert_ptr_nonnull(blk);
+    ck_assert_msg(strncmp(blk, "SigBlk:\t0000000000000000", 24) == 0, "%.40s", blk);
+    snprintf(path, sizeof path, "/proc/%d/fd", (int)signer_client_pid(c));
+    d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        fds++;
+        if (atoi(e->d_name) > 3)
+            over3++;
+    }
+    closedir(d);
+    ck_assert_int_eq(over3, 0);
+    ck_assert_int_eq(fds, 4);
+    signer_client_free(c);
+    close(stray);
+    free(status);
+    free(program);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
     Suite *s = suite_create("proto");
@@ -507,6 +558,10 @@ static Suite *proto_suite(void)
     tcase_add_test(tc, test_get_u32_i64_need_exact_size);
     tcase_add_test(tc, test_put_str_null_adds_nothing);
     tcase_add_test(tc, test_free_resets_and_null_is_noop);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("spawn");
+    tcase_add_test(tc, test_signer_starts_with_clean_signals_and_fds);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -167,21 +167,32 @@ int tu_runf(char **out, char **err, const char *fmt, ...)
 char *tu_slurp(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
-    char *buf = NULL;
-    long n;
+    char *buf = NULL, *bigger;
+    size_t used = 0, cap = 0, n;
 
     if (f == NULL)
         return NULL;
-    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0) {
-        buf = malloc((size_t)n + 1);
-        if (buf != NULL && fread(buf, 1, (size_t)n, f) == (size_t)n) {
-            buf[n] = '\0';
-            if (len != NULL)
-                *len = (size_t)n;
-        } else {
-            free(buf);
-            buf = NULL;
+    /* read to EOF rather than trusting the size: /proc files say 0 */
+    do {
+        if (cap - used < 4096) {
+            cap = cap ? cap * 2 : 8192;
+            if ((bigger = realloc(buf, cap + 1)) == NULL) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = bigger;
         }
+        n = fread(buf + used, 1, cap - used, f);
+        used += n;
+    } while (n > 0);
+    if (ferror(f)) {
+        free(buf);
+        buf = NULL;
+    } else {
+        buf[used] = '\0';
+        if (len != NULL)
+            *len = used;
     }
     fclose(f);
     return buf;
