@@ -1413,6 +1413,33 @@ START_TEST(test_rsa_bounds_by_modulus_size)
 }
 END_TEST
 
+/*
+ * An EC point that is not on the curve is refused at verification (the key is
+ * built from cached curve parameters; the point itself must still be checked),
+ * for both curves; the unmodified requests verify.
+ */
+START_TEST(test_ec_point_off_curve_refused_on_both_curves)
+{
+    EVP_PKEY *keys[2] = {k_p256, k_p384};
+
+    for (int i = 0; i < 2; i++) {
+        blob_t b = csr_cn(keys[i], i == 0 ? EVP_sha256() : EVP_sha384(), "dev-curve");
+        lc_csr_t csr;
+        unsigned char point[200];
+
+        ck_assert_int_eq(parse_reason(&b, &csr), 0);
+        ck_assert_int_eq(verify_reason(pctx, &csr), 0);
+        ck_assert_uint_le(csr.key_bits_len, sizeof point);
+        memcpy(point, csr.key_bits, csr.key_bits_len);
+        point[csr.key_bits_len - 1] ^= 0x01; /* y no longer matches x */
+        csr.key_bits = point;
+        ck_assert_reason(verify_reason(pctx, &csr), LC_REASON_KEY_TYPE);
+        ck_assert_msg(strstr(last_detail, "not a valid") != NULL, "%s", last_detail);
+        blob_free(&b);
+    }
+}
+END_TEST
+
 START_TEST(test_ec_p521_is_key_type)
 {
     EVP_PKEY *k = key_ec("P-521");
@@ -1936,6 +1963,7 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_rsa_4097_is_key_type);
     tcase_add_test(tc, test_rsa_2047_is_key_type);
     tcase_add_test(tc, test_rsa_bounds_by_modulus_size);
+    tcase_add_test(tc, test_ec_point_off_curve_refused_on_both_curves);
     tcase_add_test(tc, test_ec_p521_is_key_type);
     tcase_add_test(tc, test_secp256k1_is_key_type);
     tcase_add_test(tc, test_ed25519_is_key_type);
