@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -22,9 +23,13 @@
 struct pending {
     uint32_t id;
     proto_msg_t *resp;
-    int done; /* the reply is in *resp, or failed is set */
     int failed;
-    pthread_cond_t cv; /* its own: a reply wakes exactly its caller */
+    /*
+     * Posted when the reply is in *resp (or failed is set), after the reader
+     * has taken the entry off the list: the woken caller needs no lock, so it
+     * does not queue up behind the reader for the client's mutex.
+     */
+    sem_t done;
     struct pending *next;
 };
 
@@ -38,7 +43,6 @@ struct signer_client {
     int fd;
     pid_t pid;
     pthread_mutex_t mu; /* pending, next_id, dead */
-    pthread_cond_t cv;
     pthread_mutex_t send_mu;
     struct pending *pending;
     uint32_t next_id;
@@ -94,27 +98,37 @@ void signer_client_observe(signer_client_t *c, signer_observer_fn fn, void *ctx)
     pthread_mutex_unlock(&c->mu);
 }
 
+/* Takes the entry for id off the pending list; NULL if nobody waits for it. Under c->mu. */
+static struct pending *take_pending(signer_client_t *c, uint32_t id)
+{
+    struct pending **pp, *p;
+
+    for (pp = &c->pending; *pp != NULL && (*pp)->id != id; pp = &(*pp)->next)
+        ;
+    if ((p = *pp) != NULL)
+        *pp = p->next;
+    return p;
+}
+
 static void *reader_main(void *arg)
 {
     signer_client_t *c = arg;
     proto_msg_t m = {0};
+    struct pending *p, *next;
 
     for (;;) {
-        struct pending *p;
         if (proto_recv(c->fd, &m) != LC_OK)
             break;
         observe(c, &m);
         pthread_mutex_lock(&c->mu);
-        for (p = c->pending; p != NULL && p->id != m.id; p = p->next)
-            ;
+        p = take_pending(c, m.id);
+        pthread_mutex_unlock(&c->mu);
         if (p != NULL) { /* hand the buffer over: no copy */
             proto_msg_t tmp = *p->resp;
             *p->resp = m;
             m = tmp;
-            p->done = 1;
-            pthread_cond_signal(&p->cv);
+            sem_post(&p->done); /* p belongs to its caller again */
         }
-        pthread_mutex_unlock(&c->mu);
     }
     /* The signer closed its end: it has exited or is exiting; reap it now, not at shutdown. */
     while (c->pid > 0 && waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
@@ -122,12 +136,14 @@ static void *reader_main(void *arg)
     pthread_mutex_lock(&c->mu);
     c->pid = -1;
     c->dead = 1;
-    for (struct pending *p = c->pending; p != NULL; p = p->next) {
-        if (!p->done)
-            p->done = p->failed = 1;
-        pthread_cond_signal(&p->cv);
-    }
+    p = c->pending;
+    c->pending = NULL;
     pthread_mutex_unlock(&c->mu);
+    for (; p != NULL; p = next) {
+        next = p->next;
+        p->failed = 1;
+        sem_post(&p->done);
+    }
     proto_free(&m);
     return NULL;
 }
@@ -198,7 +214,6 @@ int signer_client_spawn(const char *program, int setup, int threads, signer_clie
     c->pid = pid;
     c->next_id = 1;
     pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
     pthread_mutex_init(&c->send_mu, NULL);
     if (pthread_create(&c->reader, NULL, reader_main, c) != 0) {
         signer_client_free(c);
@@ -224,7 +239,6 @@ void signer_client_free(signer_client_t *c)
     while (c->pid > 0 && waitpid(c->pid, &status, 0) < 0 && errno == EINTR)
         ;
     pthread_mutex_destroy(&c->mu);
-    pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->send_mu);
     free(c);
 }
@@ -237,16 +251,16 @@ pid_t signer_client_pid(const signer_client_t *c)
 int signer_client_call(signer_client_t *c, proto_msg_t *m, proto_msg_t *resp, char *err,
                        size_t errlen)
 {
-    struct pending p, **pp;
-    int ret;
+    struct pending p;
+    int ret, queued;
 
     memset(&p, 0, sizeof p);
     p.resp = resp;
-    pthread_cond_init(&p.cv, NULL);
+    sem_init(&p.done, 0, 0);
     pthread_mutex_lock(&c->mu);
     if (c->dead) {
         pthread_mutex_unlock(&c->mu);
-        pthread_cond_destroy(&p.cv);
+        sem_destroy(&p.done);
         return lc_seterr(LC_ERR_SIGNER, err, errlen, "signer exited or crashed");
     }
     p.id = m->id = c->next_id++;
@@ -260,19 +274,21 @@ int signer_client_call(signer_client_t *c, proto_msg_t *m, proto_msg_t *resp, ch
     ret = proto_send(c->fd, m);
     pthread_mutex_unlock(&c->send_mu);
 
-    pthread_mutex_lock(&c->mu);
-    if (ret != LC_OK && !p.done)
-        p.done = p.failed = 1;
-    while (!p.done)
-        pthread_cond_wait(&p.cv, &c->mu);
-    for (pp = &c->pending; *pp != &p; pp = &(*pp)->next)
-        ;
-    *pp = p.next;
-    pthread_mutex_unlock(&c->mu);
-    pthread_cond_destroy(&p.cv);
+    if (ret != LC_OK) {
+        /* Nothing will answer: withdraw, unless the reader has already released us. */
+        pthread_mutex_lock(&c->mu);
+        queued = take_pending(c, p.id) == &p;
+        pthread_mutex_unlock(&c->mu);
+        if (queued)
+            p.failed = 1;
+    }
+    if (ret == LC_OK || !queued)
+        while (sem_wait(&p.done) != 0 && errno == EINTR)
+            ;
+    sem_destroy(&p.done);
     if (ret == LC_ERR_NOMEM)
         return lc_seterr(LC_ERR_SIGNER, err, errlen, "request too large or out of memory");
-    if (p.failed)
+    if (p.failed || ret != LC_OK)
         return lc_seterr(LC_ERR_SIGNER, err, errlen, "signer exited or crashed");
     return LC_OK;
 }

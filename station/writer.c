@@ -5,7 +5,9 @@
 
 #include "lcerr.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +20,12 @@ struct wjob {
     char *serial_ack; /* an ack job: no entries */
     int ret;
     char err[256];
-    int done;
-    pthread_cond_t cv; /* its own: a commit wakes exactly its callers */
+    /*
+     * Posted once the job is done.  A semaphore, not a condition variable
+     * under the queue's mutex: the woken caller does not then queue up behind
+     * the writer for that mutex (one futex wake per caller, nothing else).
+     */
+    sem_t done;
     struct wjob *next;
 };
 
@@ -110,17 +116,16 @@ static void *writer_main(void *arg)
             commit_batch(w, first, njobs, nentries);
         }
 
-        pthread_mutex_lock(&w->mu);
         for (j = list; j != NULL; j = next) {
-            next = j->next;
+            next = j->next; /* a posted job belongs to its caller again: read nothing after */
             if (j->serial_ack != NULL) { /* nobody waits for an ack */
                 free(j->serial_ack);
                 free(j);
             } else {
-                j->done = 1;
-                pthread_cond_signal(&j->cv);
+                sem_post(&j->done);
             }
         }
+        pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -184,13 +189,13 @@ int writer_append(writer_t *w, audit_entry_t *entries, size_t n, char *err, size
     memset(&j, 0, sizeof j);
     j.entries = entries;
     j.n = n;
-    pthread_cond_init(&j.cv, NULL);
+    sem_init(&j.done, 0, 0);
     pthread_mutex_lock(&w->mu);
     enqueue(w, &j);
-    while (!j.done)
-        pthread_cond_wait(&j.cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
-    pthread_cond_destroy(&j.cv);
+    while (sem_wait(&j.done) != 0 && errno == EINTR)
+        ;
+    sem_destroy(&j.done);
     if (j.ret != LC_OK)
         lc_seterr(j.ret, err, errlen, "%s", j.err);
     return j.ret;
