@@ -38,6 +38,7 @@
  * reaped; every wait is bounded.
  */
 #include "testutil.h"
+#include "testutil_modbus.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -994,97 +995,11 @@ static int sim_records(const struct sim *s, struct rec **out)
     return n;
 }
 
-static int read_full(int fd, uint8_t *buf, size_t n)
-{
-    size_t got = 0;
-
-    while (got < n) {
-        ssize_t r = recv(fd, buf + got, n - got, 0);
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
-/* One request PDU to the simulator; returns the response PDU length or -1. */
-static int mb_call(int port, const uint8_t *pdu, size_t len, uint8_t *resp, size_t cap)
-{
-    static uint16_t tid;
-    struct sockaddr_in a;
-    struct timeval tv = {2, 0};
-    uint8_t adu[300], hdr[7];
-    size_t rlen;
-    int fd, ret = -1;
-
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    memset(&a, 0, sizeof a);
-    a.sin_family = AF_INET;
-    a.sin_port = htons((uint16_t)port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0)
-        goto out;
-    tid++;
-    adu[0] = (uint8_t)(tid >> 8);
-    adu[1] = (uint8_t)tid;
-    adu[2] = adu[3] = 0;
-    adu[4] = (uint8_t)((len + 1) >> 8);
-    adu[5] = (uint8_t)(len + 1);
-    adu[6] = 1;
-    memcpy(adu + 7, pdu, len);
-    if (send(fd, adu, len + 7, MSG_NOSIGNAL) != (ssize_t)(len + 7) || read_full(fd, hdr, 7) != 0)
-        goto out;
-    rlen = ((size_t)hdr[4] << 8 | hdr[5]);
-    if (rlen < 2 || rlen - 1 > cap || hdr[0] != adu[0] || hdr[1] != adu[1] ||
-        read_full(fd, resp, rlen - 1) != 0)
-        goto out;
-    ret = (int)(rlen - 1);
-out:
-    close(fd);
-    return ret;
-}
-
-static void mb_read(int port, int addr, int n, uint16_t *v)
-{
-    uint8_t pdu[5] = {3, (uint8_t)(addr >> 8), (uint8_t)addr, (uint8_t)(n >> 8), (uint8_t)n};
-    uint8_t resp[260];
-    int r = mb_call(port, pdu, sizeof pdu, resp, sizeof resp);
-
-    ck_assert_msg(r == 2 + 2 * n && resp[0] == 3 && resp[1] == 2 * n,
-                  "Modbus read of %d registers at %d failed (%d)", n, addr, r);
-    for (int i = 0; i < n; i++)
-        v[i] = (uint16_t)(resp[2 + 2 * i] << 8 | resp[3 + 2 * i]);
-}
-
-static void mb_write(int port, int addr, int n, const uint16_t *v)
-{
-    uint8_t pdu[6 + 2 * 32], resp[16];
-    int r;
-
-    pdu[0] = 16;
-    pdu[1] = (uint8_t)(addr >> 8);
-    pdu[2] = (uint8_t)addr;
-    pdu[3] = 0;
-    pdu[4] = (uint8_t)n;
-    pdu[5] = (uint8_t)(2 * n);
-    for (int i = 0; i < n; i++) {
-        pdu[6 + 2 * i] = (uint8_t)(v[i] >> 8);
-        pdu[7 + 2 * i] = (uint8_t)v[i];
-    }
-    r = mb_call(port, pdu, (size_t)(6 + 2 * n), resp, sizeof resp);
-    ck_assert_msg(r == 5 && resp[0] == 16, "Modbus write of %d registers at %d failed (%d)", n,
-                  addr, r);
-}
-
 static uint16_t mb_reg(int port, int reg)
 {
     uint16_t v = 0;
 
-    mb_read(port, reg, 1, &v);
+    tu_mb_read(port, reg, 1, &v);
     return v;
 }
 
@@ -1104,17 +1019,15 @@ static double wait_reg(int port, int reg, uint16_t want, double timeout_s)
 /* Plays line 1's PLC: one request, bounded wait for its ACK; returns the seconds it took. */
 static double plc_request(int port, const char *serial, uint16_t seq, int *result, int *reason)
 {
-    uint16_t regs[16] = {0}, ack[3] = {0, 0, 0};
-    size_t len = strlen(serial);
+    uint16_t regs[16], ack[3] = {0, 0, 0};
     double t0 = now_s();
 
-    for (size_t i = 0; i < len && i < 32; i++)
-        regs[i / 2] |= (uint16_t)((unsigned char)serial[i] << (i % 2 ? 0 : 8));
-    mb_write(port, REG_SERIAL, 16, regs);
-    mb_write(port, REG_REQ_SEQ, 1, &seq);
+    tu_plc_serial_regs(serial, regs);
+    tu_mb_write(port, REG_SERIAL, 16, regs);
+    tu_mb_write(port, REG_REQ_SEQ, 1, &seq);
     do {
         sleep_ms(5);
-        mb_read(port, REG_ACK_SEQ, 3, ack);
+        tu_mb_read(port, REG_ACK_SEQ, 3, ack);
     } while (ack[0] != seq && now_s() - t0 < ACK_WAIT_S);
     ck_assert_msg(ack[0] == seq, "no ACK for seq %u (%s) within %.0f s: %s", seq, serial,
                   ACK_WAIT_S, daemon_log_tail());
