@@ -574,6 +574,19 @@ static void status_state(const char *st, char *out, size_t n)
 }
 
 /* A field of line `id` in the status reply (the line objects start with "id"). */
+/* Whether `linecert status --json` text st lists line id. */
+static int status_has_line(const char *st, const char *id)
+{
+    const char *end = st + strlen(st);
+
+    for (const char *p = strstr(st, "\"id\""); p != NULL; p = strstr(p + 1, "\"id\"")) {
+        char v[64];
+        if (jget(p, end, "id", v, sizeof v) == 0 && strcmp(v, id) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static void status_line(const char *st, const char *id, const char *key, char *out, size_t n)
 {
     const char *end = st + strlen(st);
@@ -1459,6 +1472,81 @@ static void sigterm_mid_run(struct sim *s, double *took, int *status)
     *took = daemon_term(15, status);
 }
 
+/*
+ * SIGHUP re-reads the configuration: a broken one is logged and ignored (the
+ * running lines go on), a good one that adds line 2 starts it, and line 2's
+ * waiting PLC requests are then served.  Nothing is issued twice.
+ */
+START_TEST(sighup_reload_adds_a_line_and_ignores_a_broken_config)
+{
+    struct sim s;
+    struct rec *r;
+    char *good, *st, v[64], log[PATH_MAX + 32];
+    double until;
+    int n, status;
+    FILE *f;
+
+    snprintf(log, sizeof log, "%s/linecertd.log", dir);
+    sim_start(&s, 0, "--lines 2 --takt-ms 20 --count 3 --timeout-s 60");
+    add_line(1, s.port, jig_sim(""), 5000);
+    daemon_start();
+    until = now_s() + 30;
+    while (sql_long("SELECT COUNT(*) FROM certificates WHERE line = '1'") < 3 && now_s() < until)
+        sleep_ms(50);
+    ck_assert_int_eq(sql_long("SELECT COUNT(*) FROM certificates WHERE line = '1'"), 3);
+    ck_assert_int_eq(sql_long("SELECT COUNT(*) FROM audit WHERE line = '2'"), 0);
+
+    /* a configuration with an error: logged, ignored, line 1 still there */
+    good = tu_slurp(ini, NULL);
+    ck_assert_ptr_nonnull(good);
+    f = fopen(ini, "a");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f, "\n[line.2]\nplc = not-a-url\n");
+    fclose(f);
+    ck_assert_int_eq(kill(daemon_pid, SIGHUP), 0);
+    until = now_s() + 10;
+    for (char *t = NULL;; free(t)) {
+        t = tu_slurp(log, NULL);
+        if (t != NULL && strstr(t, "keeping the running configuration") != NULL) {
+            free(t);
+            break;
+        }
+        ck_assert_msg(now_s() < until, "no reload refusal in the log: %s", daemon_log_tail());
+        sleep_ms(50);
+    }
+    ck_assert_int_eq(waitpid(daemon_pid, &status, WNOHANG), 0);
+    /* (the CLI reads the file too: put the good one back before asking) */
+    f = fopen(ini, "w");
+    ck_assert_ptr_nonnull(f);
+    fputs(good, f);
+    fclose(f);
+    free(good);
+    status_json(&st);
+    ck_assert_msg(status_has_line(st, "1") && !status_has_line(st, "2"), "lines: %s", st);
+    free(st);
+
+    /* the good configuration with line 2 */
+    add_line(2, s.port, jig_sim(""), 5000);
+    ck_assert_int_eq(kill(daemon_pid, SIGHUP), 0);
+    sim_finish(&s, 60);
+    n = sim_records(&s, &r);
+    ck_assert_int_eq(n, 6);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(r[i].result == RESULT_ISSUED, "line %d %s: RESULT %d REASON %d", r[i].line,
+                      r[i].serial, r[i].result, r[i].reason);
+    status_json(&st);
+    ck_assert_msg(status_has_line(st, "1") && status_has_line(st, "2"), "lines: %s", st);
+    status_line(st, "2", "issued", v, sizeof v);
+    ck_assert_str_eq(v, "3");
+    free(st);
+    ck_assert_int_eq(sql_long("SELECT COUNT(*) FROM certificates WHERE line = '2'"), 3);
+    ck_assert_int_eq(sql_long("SELECT COUNT(*) FROM certificates WHERE line = '1'"), 3);
+    free(r);
+    free(s.summary);
+    daemon_stop_clean();
+}
+END_TEST
+
 START_TEST(sigterm_finishes_in_flight_and_exits_0)
 {
     struct sim s;
@@ -1907,6 +1995,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(plc, plc_restart_reconnects_and_loses_nothing);
     tcase_add_test(plc, pause_answers_paused_and_resume_issues_again);
     tcase_add_test(plc, control_actions_are_audited_with_the_callers_identity);
+    tcase_add_test(plc, sighup_reload_adds_a_line_and_ignores_a_broken_config);
     tcase_add_test(plc, sigterm_finishes_in_flight_and_exits_0);
     tcase_add_test(plc, restart_after_sigterm_one_certificate_per_request);
     suite_add_tcase(s, plc);
