@@ -239,17 +239,6 @@ static void enc_str(struct hash_enc *h, const char *s, size_t n)
     enc_bytes(h, s, n);
 }
 
-static void to_hex(const unsigned char *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 /* Hashes f with md on ctx into out (64 hex + NUL).  Returns 1, or 0 on failure. */
 static int hash_fields(EVP_MD_CTX *ctx, const EVP_MD *md, const struct hash_fields *f,
                        char out[AUDIT_HASH_HEX])
@@ -270,7 +259,7 @@ static int hash_fields(EVP_MD_CTX *ctx, const EVP_MD *md, const struct hash_fiel
     enc_flush(&h);
     if (!h.ok || EVP_DigestFinal_ex(ctx, dgst, &dlen) != 1 || dlen != 32)
         return 0;
-    to_hex(dgst, dlen, out);
+    lc_hex(dgst, dlen, 0, out);
     return 1;
 }
 
@@ -652,7 +641,7 @@ static int der_matches_on(EVP_MD_CTX *ctx, const EVP_MD *md, const void *der, si
     if (EVP_DigestInit_ex(ctx, md, NULL) != 1 || EVP_DigestUpdate(ctx, der, len) != 1 ||
         EVP_DigestFinal_ex(ctx, dgst, &dlen) != 1 || dlen != 32)
         return 0;
-    to_hex(dgst, dlen, hex);
+    lc_hex(dgst, dlen, 0, hex);
     return strncasecmp(hex, want, 64) == 0;
 }
 

@@ -91,17 +91,6 @@ void checkpoint_verifier_free(checkpoint_verifier_t *v)
     free(v);
 }
 
-static void hex_upper(const unsigned char *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789ABCDEF";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 int checkpoint_verifier_add_ca(checkpoint_verifier_t *v, const unsigned char *der, size_t len,
                                char *err, size_t errlen)
 {
@@ -123,7 +112,7 @@ int checkpoint_verifier_add_ca(checkpoint_verifier_t *v, const unsigned char *de
         X509_free(x);
         return lc_seterr(LC_ERR_CRYPTO, err, errlen, "cannot read a line CA certificate's key");
     }
-    hex_upper(md, 32, c->thumb);
+    lc_hex(md, 32, 1, c->thumb);
     v->ncas++;
     X509_free(x);
     return LC_OK;

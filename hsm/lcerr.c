@@ -56,3 +56,14 @@ int lc_seterr(int err, char *buf, size_t len, const char *fmt, ...)
     }
     return err;
 }
+
+void lc_hex(const unsigned char *b, size_t n, int upper, char *out)
+{
+    const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
+
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}

@@ -46,4 +46,12 @@ const char *lc_strerror(int err);
 int lc_seterr(int err, char *buf, size_t len, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
+/*
+ * The one hex encoder (it lives here because everything links lcerr): n
+ * bytes into 2n digits, upper case if upper (serials, thumbprints, CSR hashes
+ * as the audit log stores them) else lower case (the log's chain hashes), and
+ * a NUL; out has room for 2n + 1.
+ */
+void lc_hex(const unsigned char *b, size_t n, int upper, char *out);
+
 #endif

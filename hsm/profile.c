@@ -325,13 +325,7 @@ int profile_draw_serial(unsigned char serial[PROFILE_SERIAL_LEN])
 
 void profile_serial_hex(const unsigned char *serial, size_t len, char *out)
 {
-    static const char hex[] = "0123456789ABCDEF";
-
-    for (size_t i = 0; i < len; i++) {
-        out[2 * i] = hex[serial[i] >> 4];
-        out[2 * i + 1] = hex[serial[i] & 0x0f];
-    }
-    out[2 * len] = '\0';
+    lc_hex(serial, len, 1, out);
 }
 
 static const char *const CRL_REASONS[] = {

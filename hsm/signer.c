@@ -261,17 +261,12 @@ static int check_key_matches(struct line *l, char *err, size_t errlen)
 /* SHA-256 of a certificate's DER, uppercase hex: how checkpoints name the line CA. */
 static int cert_thumbprint(X509 *x, char out[65])
 {
-    static const char hex[] = "0123456789ABCDEF";
     unsigned char md[32];
     unsigned int n = 0;
 
     if (!X509_digest(x, EVP_sha256(), md, &n) || n != 32)
         return -1;
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
+    lc_hex(md, sizeof md, 1, out);
     return 0;
 }
 
@@ -1107,14 +1102,10 @@ int main(int argc, char **argv)
         pthread_rwlockattr_destroy(&attr);
     }
     {
-        static const char hex[] = "0123456789abcdef";
         unsigned char rnd[8];
         if (RAND_bytes(rnd, sizeof rnd) != 1)
             die("no randomness for the signer instance");
-        for (int i = 0; i < 8; i++) {
-            S.instance[2 * i] = hex[rnd[i] >> 4];
-            S.instance[2 * i + 1] = hex[rnd[i] & 15];
-        }
+        lc_hex(rnd, sizeof rnd, 0, S.instance);
     }
     S.pctx = policy_ctx_new();
     workers = calloc((size_t)S.threads, sizeof *workers);

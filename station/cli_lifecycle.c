@@ -319,16 +319,11 @@ struct export_ctx {
 
 static void hex_digest(const EVP_MD *md, const unsigned char *der, size_t len, char *out)
 {
-    static const char hex[] = "0123456789ABCDEF";
     unsigned char d[EVP_MAX_MD_SIZE];
     unsigned int n = 0;
 
     EVP_Digest(der, len, d, &n, md, NULL);
-    for (unsigned int i = 0; i < n; i++) {
-        out[2 * i] = hex[d[i] >> 4];
-        out[2 * i + 1] = hex[d[i] & 15];
-    }
-    out[2 * n] = '\0';
+    lc_hex(d, n, 1, out);
 }
 
 static int export_one(void *user, const lifecycle_cert_t *c)

@@ -95,17 +95,12 @@ static void fetch_sha256(void)
 
 void issuer_sha256_hex(const unsigned char *data, size_t len, char out[65])
 {
-    static const char hex[] = "0123456789ABCDEF";
     unsigned char md[32];
     unsigned int n = 0;
 
     pthread_once(&g_sha256_once, fetch_sha256);
     EVP_Digest(data, len, md, &n, g_sha256 ? g_sha256 : EVP_sha256(), NULL);
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
+    lc_hex(md, sizeof md, 1, out);
 }
 
 const char *issuer_signer_path(const lc_config_t *cfg, char *buf, size_t len)

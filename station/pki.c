@@ -148,15 +148,10 @@ static int write_file(struct pki *p, const char *name, const void *data, size_t 
 
 static void random_hex(char *out, size_t bytes)
 {
-    static const char hex[] = "0123456789abcdef";
     unsigned char r[32];
 
     RAND_priv_bytes(r, (int)bytes);
-    for (size_t i = 0; i < bytes; i++) {
-        out[2 * i] = hex[r[i] >> 4];
-        out[2 * i + 1] = hex[r[i] & 15];
-    }
-    out[2 * bytes] = '\0';
+    lc_hex(r, bytes, 0, out);
     OPENSSL_cleanse(r, sizeof r);
 }
 

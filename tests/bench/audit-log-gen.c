@@ -80,17 +80,6 @@ static uint64_t rng_next(uint64_t *s)
     return *s * 0x2545F4914F6CDD1DULL;
 }
 
-static void hex_upper(const unsigned char *b, size_t n, char *out)
-{
-    static const char d[] = "0123456789ABCDEF";
-
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = d[b[i] >> 4];
-        out[2 * i + 1] = d[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
 static void rand_hex(uint64_t *rng, char *out, size_t digits)
 {
     static const char d[] = "0123456789ABCDEF";
@@ -295,7 +284,7 @@ static int make_row(struct gen *g, int64_t k, int64_t ts, audit_entry_t *e, stru
         memcpy(serial + i, &v, 8);
     }
     serial[0] = (unsigned char)((serial[0] & 0x7f) | 0x10); /* positive, 16 bytes */
-    hex_upper(serial, SERIAL_LEN, b->serial);
+    lc_hex(serial, SERIAL_LEN, 1, b->serial);
     memcpy(b->der, g->t.der, g->t.len);
     memcpy(b->der + g->t.serial_off, serial, SERIAL_LEN);
     memcpy(b->der + g->t.cn_off, b->regid, REGID_LEN);
@@ -303,7 +292,7 @@ static int make_row(struct gen *g, int64_t k, int64_t ts, audit_entry_t *e, stru
         EVP_DigestUpdate(g->md, b->der, g->t.len) != 1 ||
         EVP_DigestFinal_ex(g->md, dgst, &dlen) != 1 || dlen != 32)
         return -1;
-    hex_upper(dgst, 32, b->thumb);
+    lc_hex(dgst, 32, 1, b->thumb);
     rand_hex(&g->rng, b->csr, 64);
     rand_hex(&g->rng, b->spki, 64);
     g->signature_no++;

@@ -36,17 +36,12 @@ static void die(const char *what, const char *detail)
 
 static void sha256_hex(const void *p, size_t n, char out[65])
 {
-    static const char hex[] = "0123456789ABCDEF";
     unsigned char md[32];
     unsigned int len = 0;
 
     if (EVP_Digest(p, n, md, &len, EVP_sha256(), NULL) != 1 || len != 32)
         die("sha256", "failed");
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
+    lc_hex(md, sizeof md, 1, out);
 }
 
 /* A device certificate as the leaf profile builds it, with a placeholder signature. */
