@@ -152,7 +152,7 @@ extern char **environ;
 
 /*
  * Starts the signer with fd on 3 and nothing else above 2 open, every signal
- * unblocked and SIGPIPE at its default.  posix_spawn rather than fork: the
+ * unblocked and at its default disposition.  posix_spawn rather than fork: the
  * daemon is multithreaded (a forked child could only make async-signal-safe
  * calls) and blocks SIGTERM, SIGINT and SIGHUP in every thread, which a plain
  * fork + exec would pass on to the signer.
@@ -165,8 +165,7 @@ static int spawn_signer(const char *program, char *const argv[], int fd, pid_t *
     int rc;
 
     sigemptyset(&none);
-    sigemptyset(&dfl);
-    sigaddset(&dfl, SIGPIPE);
+    sigfillset(&dfl);
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&at);
     posix_spawn_file_actions_adddup2(&fa, fd, 3);

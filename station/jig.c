@@ -95,8 +95,7 @@ static int spawn_jig(jig_t *j, const char *serial, int fd_in, int fd_out, int fd
     j->envp[j->envc + 1] = env_serial;
     j->envp[j->envc + 2] = NULL;
     sigemptyset(&none);
-    sigemptyset(&dfl);
-    sigaddset(&dfl, SIGPIPE); /* the daemon ignores it; the program gets the default */
+    sigfillset(&dfl); /* what the daemon ignores (SIGPIPE) the program gets at its default */
     posix_spawn_file_actions_init(&fa);
     posix_spawnattr_init(&at);
     posix_spawn_file_actions_adddup2(&fa, fd_in, 0);
