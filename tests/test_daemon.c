@@ -21,6 +21,7 @@
  */
 #include "testutil.h"
 #include "testutil_modbus.h"
+#include "testutil_proc.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -69,26 +70,16 @@ enum {
     REASON_PAUSED = 27,
 };
 
-#define MAX_PROCS    16
 #define INI_LINE_MAX 199 /* docs/config.md */
 
 static char *root; /* the test case's folder, made by the runner: the cases' folders are in it */
 static char *dir;  /* this case's folder */
 static char pki[PATH_MAX], ini[PATH_MAX + 32], db[PATH_MAX + 32], jigdir[PATH_MAX + 32];
 static char *bin_linecert, *bin_daemon, *bin_plc_sim, *bin_jig_sim;
-static pid_t procs[MAX_PROCS]; /* children still to be killed in teardown */
-static int nprocs;
 static pid_t daemon_pid;
 static int nspawned; /* numbers the simulators' output files */
 
 /* ---- time --------------------------------------------------------------- */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Wall clock in UTC milliseconds, the unit of the audit log's ts_ms. */
 static long long wall_ms(void)
@@ -96,13 +87,6 @@ static long long wall_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
 }
 
 /* ---- commands ----------------------------------------------------------- */
@@ -186,22 +170,6 @@ static void assert_audit_verifies(void)
 
 /* ---- processes ---------------------------------------------------------- */
 
-static void track(pid_t pid)
-{
-    ck_assert_int_lt(nprocs, MAX_PROCS);
-    procs[nprocs++] = pid;
-}
-
-static void untrack(pid_t pid)
-{
-    for (int i = 0; i < nprocs; i++) {
-        if (procs[i] == pid) {
-            procs[i] = procs[--nprocs];
-            return;
-        }
-    }
-}
-
 /*
  * Starts `sh -c "exec CMD"` in its own process group with stdout and stderr
  * to files (err may equal out), stdin from /dev/null.  The child is killed if
@@ -241,83 +209,8 @@ static pid_t spawn(const char *out, const char *err, int append, const char *fmt
     }
     setpgid(pid, pid);
     free(cmd);
-    track(pid);
+    tu_track(pid);
     return pid;
-}
-
-/* Waits at most timeout_s for pid to exit; returns 1 with its wait status, or 0. */
-static int wait_exit(pid_t pid, double timeout_s, int *status)
-{
-    double until = now_s() + timeout_s;
-
-    for (;;) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        if (r == pid) {
-            untrack(pid);
-            return 1;
-        }
-        if (r < 0 && errno != EINTR) {
-            untrack(pid);
-            *status = -1;
-            return 1;
-        }
-        if (now_s() >= until)
-            return 0;
-        sleep_ms(20);
-    }
-}
-
-/* SIGKILL to a child's whole process group, then reaps it. */
-static void kill_group(pid_t pid)
-{
-    int status;
-
-    kill(-pid, SIGKILL);
-    kill(pid, SIGKILL);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    untrack(pid);
-}
-
-/* Parent pid and state of a process from /proc; 0 if it does not exist. */
-static int proc_stat(pid_t pid, pid_t *ppid, char *state)
-{
-    char path[64], buf[1024], *rp;
-    FILE *f;
-    size_t n;
-    int p = 0;
-
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    rp = strrchr(buf, ')');
-    if (rp == NULL || sscanf(rp + 2, "%c %d", state, &p) != 2)
-        return 0;
-    *ppid = (pid_t)p;
-    return 1;
-}
-
-/* Kills and reaps the processes re-parented to us (we are a child subreaper). */
-static void reap_orphans(void)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        pid_t pid = (pid_t)atoi(e->d_name), ppid = 0;
-        char state;
-        if (pid > 0 && proc_stat(pid, &ppid, &state) && ppid == getpid()) {
-            kill(pid, SIGKILL);
-            waitpid(pid, NULL, 0);
-        }
-    }
-    closedir(d);
 }
 
 /* Number of processes whose command line contains both a and b. */
@@ -377,7 +270,7 @@ static void root_setup(void)
 
 static void root_teardown(void)
 {
-    reap_orphans();
+    tu_reap_orphans(1);
     tu_rmtree(root);
     free(root);
     root = NULL;
@@ -389,7 +282,7 @@ static void setup_case(int nlines)
     int rc;
 
     prctl(PR_SET_CHILD_SUBREAPER, 1);
-    nprocs = 0;
+    tu_forget_tracked();
     daemon_pid = 0;
     bin_linecert = build_bin("linecert");
     bin_daemon = build_bin("linecertd");
@@ -424,9 +317,8 @@ static void setup3(void)
 
 static void teardown(void)
 {
-    while (nprocs > 0)
-        kill_group(procs[nprocs - 1]);
-    reap_orphans();
+    tu_kill_tracked();
+    tu_reap_orphans(1);
     tu_rmtree(dir);
     free(dir);
     free(bin_linecert);
@@ -469,36 +361,36 @@ static void add_line(int n, int port, char *jig, int jig_timeout_ms)
 static void daemon_start(void)
 {
     char log[PATH_MAX + 32];
-    double until = now_s() + 30;
+    double until = tu_now_s() + 30;
     int status;
 
     snprintf(log, sizeof log, "%s/linecertd.log", dir);
     daemon_pid = spawn(log, log, 1, "exec %s --config %s", bin_daemon, ini);
     for (;;) {
         if (waitpid(daemon_pid, &status, WNOHANG) == daemon_pid) {
-            untrack(daemon_pid);
+            tu_untrack(daemon_pid);
             daemon_pid = 0;
             ck_abort_msg("linecertd exited at start (status %d): %s", status, daemon_log_tail());
         }
         if (tu_runf(NULL, NULL, "%s status --config %s", bin_linecert, ini) == 0)
             return;
-        ck_assert_msg(now_s() < until, "linecertd not ready after 30 s: %s", daemon_log_tail());
-        sleep_ms(50);
+        ck_assert_msg(tu_now_s() < until, "linecertd not ready after 30 s: %s", daemon_log_tail());
+        tu_sleep_ms(50);
     }
 }
 
 /* SIGTERM; asserts an exit within timeout_s.  Returns the seconds it took; wait status in *st. */
 static double daemon_term(double timeout_s, int *st)
 {
-    double t0 = now_s();
+    double t0 = tu_now_s();
 
     ck_assert_int_gt(daemon_pid, 0);
     kill(daemon_pid, SIGTERM);
-    ck_assert_msg(wait_exit(daemon_pid, timeout_s, st),
+    ck_assert_msg(tu_wait_exit(daemon_pid, timeout_s, st),
                   "linecertd did not exit within %.0f s of SIGTERM: %s", timeout_s,
                   daemon_log_tail());
     daemon_pid = 0;
-    return now_s() - t0;
+    return tu_now_s() - t0;
 }
 
 /* Stops the daemon and asserts it ended cleanly (exit 0: no sanitizer report, no crash). */
@@ -521,44 +413,12 @@ static void status_json(char **st)
     free(err);
 }
 
-/*
- * Value of "key" in the JSON text [b, e) after its first occurrence: a
- * string's contents or a bare token.  Returns 0, or -1 if absent.
- */
-static int jget(const char *b, const char *e, const char *key, char *out, size_t n)
-{
-    char pat[64];
-    size_t pl, i = 0;
-    const char *p;
-
-    snprintf(pat, sizeof pat, "\"%s\"", key);
-    pl = strlen(pat);
-    for (p = b; p + pl <= e && memcmp(p, pat, pl) != 0; p++)
-        ;
-    if (p + pl > e)
-        return -1;
-    for (p += pl; p < e && (*p == ' ' || *p == '\n' || *p == '\t'); p++)
-        ;
-    if (p >= e || *p != ':')
-        return -1;
-    for (p++; p < e && (*p == ' ' || *p == '\n' || *p == '\t'); p++)
-        ;
-    if (p < e && *p == '"')
-        for (p++; p < e && *p != '"' && i + 1 < n; p++)
-            out[i++] = *p;
-    else
-        for (; p < e && strchr(",}] \n\r\t", *p) == NULL && i + 1 < n; p++)
-            out[i++] = *p;
-    out[i] = '\0';
-    return 0;
-}
-
 /* A field of the status reply's "signer" object. */
 static void status_signer(const char *st, const char *key, char *out, size_t n)
 {
     const char *s = strstr(st, "\"signer\"");
 
-    ck_assert_msg(s != NULL && jget(s, st + strlen(st), key, out, n) == 0, "no signer.%s in %s",
+    ck_assert_msg(s != NULL && tu_jget(s, st + strlen(st), key, out, n) == 0, "no signer.%s in %s",
                   key, st);
 }
 
@@ -569,7 +429,7 @@ static void status_state(const char *st, char *out, size_t n)
 
     for (const char *p = strstr(st, "\"state\""); p != NULL; p = strstr(p + 1, "\"state\""))
         last = p;
-    ck_assert_msg(last != NULL && jget(last, st + strlen(st), "state", out, n) == 0,
+    ck_assert_msg(last != NULL && tu_jget(last, st + strlen(st), "state", out, n) == 0,
                   "no state in %s", st);
 }
 
@@ -581,7 +441,7 @@ static int status_has_line(const char *st, const char *id)
 
     for (const char *p = strstr(st, "\"id\""); p != NULL; p = strstr(p + 1, "\"id\"")) {
         char v[64];
-        if (jget(p, end, "id", v, sizeof v) == 0 && strcmp(v, id) == 0)
+        if (tu_jget(p, end, "id", v, sizeof v) == 0 && strcmp(v, id) == 0)
             return 1;
     }
     return 0;
@@ -593,8 +453,8 @@ static void status_line(const char *st, const char *id, const char *key, char *o
 
     for (const char *p = strstr(st, "\"id\""); p != NULL; p = strstr(p + 1, "\"id\"")) {
         char v[64];
-        if (jget(p, end, "id", v, sizeof v) == 0 && strcmp(v, id) == 0 &&
-            jget(p, end, key, out, n) == 0)
+        if (tu_jget(p, end, "id", v, sizeof v) == 0 && strcmp(v, id) == 0 &&
+            tu_jget(p, end, key, out, n) == 0)
             return;
     }
     ck_abort_msg("no line %s field %s in %s", id, key, st);
@@ -621,7 +481,7 @@ static void sim_start(struct sim *s, int port, const char *fmt, ...)
 {
     va_list ap;
     char *opts = NULL;
-    double until = now_s() + 10;
+    double until = tu_now_s() + 10;
     int k = ++nspawned;
 
     va_start(ap, fmt);
@@ -637,25 +497,25 @@ static void sim_start(struct sim *s, int port, const char *fmt, ...)
         int status = 0, exited = 0;
         s->pid = spawn(s->out, s->err, 0, "exec %s --listen 127.0.0.1:%d --summary-json %s %s",
                        bin_plc_sim, port, s->json, opts);
-        while (s->port == 0 && !exited && now_s() < until) {
+        while (s->port == 0 && !exited && tu_now_s() < until) {
             char *text = tu_slurp(s->out, NULL);
             if (text != NULL && sscanf(text, "listening on 127.0.0.1:%d", &s->port) != 1)
                 s->port = 0;
             free(text);
-            exited = s->port == 0 && wait_exit(s->pid, 0, &status);
+            exited = s->port == 0 && tu_wait_exit(s->pid, 0, &status);
             if (s->port == 0 && !exited)
-                sleep_ms(20);
+                tu_sleep_ms(20);
         }
         if (s->port != 0)
             break;
         if (!exited)
-            kill_group(s->pid);
+            tu_kill_group(s->pid);
         {
             char *err = tu_slurp(s->err, NULL);
-            ck_assert_msg(now_s() < until, "plc sim did not start: %s", err ? err : "");
+            ck_assert_msg(tu_now_s() < until, "plc sim did not start: %s", err ? err : "");
             free(err);
         }
-        sleep_ms(100);
+        tu_sleep_ms(100);
     }
     ck_assert_msg(port == 0 || s->port == port, "plc sim on port %d, not %d", s->port, port);
     free(opts);
@@ -666,7 +526,7 @@ static void sim_finish(struct sim *s, double timeout_s)
 {
     int st = 0;
 
-    ck_assert_msg(wait_exit(s->pid, timeout_s, &st), "plc sim not done after %.0f s; daemon: %s",
+    ck_assert_msg(tu_wait_exit(s->pid, timeout_s, &st), "plc sim not done after %.0f s; daemon: %s",
                   timeout_s, daemon_log_tail());
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "plc sim ended with status 0x%x",
                   (unsigned)st);
@@ -769,17 +629,17 @@ static int sim_records(const struct sim *s, struct rec **out)
     *out = calloc((size_t)n + 1, sizeof **out);
     for (int i = 0; i < n; i++) {
         struct rec *r = &(*out)[i];
-        ck_assert(jget(b[i], e[i], "line", v, sizeof v) == 0);
+        ck_assert(tu_jget(b[i], e[i], "line", v, sizeof v) == 0);
         r->line = atoi(v);
-        ck_assert(jget(b[i], e[i], "seq", v, sizeof v) == 0);
+        ck_assert(tu_jget(b[i], e[i], "seq", v, sizeof v) == 0);
         r->seq = (unsigned)atoi(v);
-        ck_assert(jget(b[i], e[i], "serial", r->serial, sizeof r->serial) == 0);
-        ck_assert(jget(b[i], e[i], "outcome", r->outcome, sizeof r->outcome) == 0);
-        ck_assert(jget(b[i], e[i], "result", v, sizeof v) == 0);
+        ck_assert(tu_jget(b[i], e[i], "serial", r->serial, sizeof r->serial) == 0);
+        ck_assert(tu_jget(b[i], e[i], "outcome", r->outcome, sizeof r->outcome) == 0);
+        ck_assert(tu_jget(b[i], e[i], "result", v, sizeof v) == 0);
         r->result = atoi(v);
-        ck_assert(jget(b[i], e[i], "reason", v, sizeof v) == 0);
+        ck_assert(tu_jget(b[i], e[i], "reason", v, sizeof v) == 0);
         r->reason = atoi(v);
-        ck_assert(jget(b[i], e[i], "latency_ms", v, sizeof v) == 0);
+        ck_assert(tu_jget(b[i], e[i], "latency_ms", v, sizeof v) == 0);
         r->latency_ms = strtod(v, NULL);
     }
     free(b);
@@ -799,8 +659,8 @@ static double sim_line_field(const struct sim *s, int line, const char *key)
     ck_assert_ptr_nonnull(text);
     n = json_objects(text, "lines", &b, &e);
     for (int i = 0; i < n; i++)
-        if (jget(b[i], e[i], "line", v, sizeof v) == 0 && atoi(v) == line &&
-            jget(b[i], e[i], key, v, sizeof v) == 0)
+        if (tu_jget(b[i], e[i], "line", v, sizeof v) == 0 && atoi(v) == line &&
+            tu_jget(b[i], e[i], key, v, sizeof v) == 0)
             r = strtod(v, NULL);
     free(b);
     free(e);
@@ -880,11 +740,11 @@ static uint16_t mb_reg(int port, int line, int reg)
 /* Polls a register of line n until it equals want; returns its last value. */
 static uint16_t wait_reg(int port, int line, int reg, uint16_t want, double timeout_s)
 {
-    double until = now_s() + timeout_s;
+    double until = tu_now_s() + timeout_s;
     uint16_t v;
 
-    while ((v = mb_reg(port, line, reg)) != want && now_s() < until)
-        sleep_ms(20);
+    while ((v = mb_reg(port, line, reg)) != want && tu_now_s() < until)
+        tu_sleep_ms(20);
     return v;
 }
 
@@ -902,12 +762,12 @@ static void plc_raise(int port, const char *serial, uint16_t seq)
 static void plc_wait_ack(int port, uint16_t seq, int *result, int *reason)
 {
     uint16_t ack[3] = {0, 0, 0};
-    double until = now_s() + 20;
+    double until = tu_now_s() + 20;
 
     do {
-        sleep_ms(20);
+        tu_sleep_ms(20);
         tu_mb_read(port, REG_ACK_SEQ, 3, ack);
-    } while (ack[0] != seq && now_s() < until);
+    } while (ack[0] != seq && tu_now_s() < until);
     ck_assert_msg(ack[0] == seq, "no ACK for seq %u within 20 s: %s", seq, daemon_log_tail());
     *result = ack[1];
     *reason = ack[2];
@@ -1185,12 +1045,12 @@ START_TEST(plc_restart_reconnects_and_loses_nothing)
     for (int n = 1; n <= 3; n++)
         add_line(n, s1.port, jig_sim(""), 5000);
     daemon_start();
-    until = now_s() + 60;
+    until = tu_now_s() + 60;
     while ((sim_acks(&s1, 1) < KILL_AFTER || sim_acks(&s1, 2) < KILL_AFTER ||
             sim_acks(&s1, 3) < KILL_AFTER) &&
-           now_s() < until)
-        sleep_ms(20);
-    kill_group(s1.pid);
+           tu_now_s() < until)
+        tu_sleep_ms(20);
+    tu_kill_group(s1.pid);
     for (int n = 1; n <= 3; n++)
         ck_assert_int_ge(sim_acks(&s1, n), KILL_AFTER);
 
@@ -1304,9 +1164,9 @@ START_TEST(control_actions_are_audited_with_the_callers_identity)
     sim_start(&s, 0, "--lines 1 --takt-ms 50 --timeout-s 20");
     add_line(1, s.port, jig_sim(""), 5000);
     daemon_start();
-    until = now_s() + 30;
-    while (sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued'") < 1 && now_s() < until)
-        sleep_ms(50);
+    until = tu_now_s() + 30;
+    while (sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued'") < 1 && tu_now_s() < until)
+        tu_sleep_ms(50);
     serial = sql("SELECT serial FROM audit WHERE kind = 'issued' ORDER BY seq LIMIT 1");
     rc =
         tu_runf(&out, NULL, "%s revoke --config %s --serial %s --reason keyCompromise --via-daemon",
@@ -1372,10 +1232,10 @@ START_TEST(pause_answers_paused_and_resume_issues_again)
     add_line(1, s.port, jig_sim(""), 5000);
     add_line(2, s.port, jig_sim(""), 5000);
     daemon_start();
-    until = now_s() + 30;
+    until = tu_now_s() + 30;
     while (sql_long("SELECT COUNT(*) FROM audit WHERE line = '2' AND kind = 'issued'") < 2 &&
-           now_s() < until)
-        sleep_ms(50);
+           tu_now_s() < until)
+        tu_sleep_ms(50);
 
     rc = tu_runf(&out, NULL, "%s pause --config %s --line 2", bin_linecert, ini);
     ck_assert_msg(rc == 0, "pause exit %d: %s", rc, out);
@@ -1385,11 +1245,11 @@ START_TEST(pause_answers_paused_and_resume_issues_again)
     status_line(st, "2", "state", v, sizeof v);
     ck_assert_str_eq(v, "paused");
     free(st);
-    until = now_s() + 10;
+    until = tu_now_s() + 10;
     while (sql_long("SELECT COUNT(*) FROM audit WHERE line = '2' AND kind = 'fault' AND reason = "
                     "'paused'") < 3 &&
-           now_s() < until)
-        sleep_ms(50);
+           tu_now_s() < until)
+        tu_sleep_ms(50);
     first_paused = sql_long("SELECT MIN(seq) FROM audit WHERE line = '2' AND reason = 'paused'");
     ck_assert_int_gt(first_paused, 0);
     /* nothing issued on the paused line once it answered "paused"; line 1 goes on */
@@ -1397,11 +1257,11 @@ START_TEST(pause_answers_paused_and_resume_issues_again)
         sql_long("SELECT COUNT(*) FROM audit WHERE line = '2' AND kind = 'issued' AND seq > %ld",
                  first_paused),
         0);
-    until = now_s() + 10;
+    until = tu_now_s() + 10;
     while (sql_long("SELECT COUNT(*) FROM audit WHERE line = '1' AND kind = 'issued' AND seq > %ld",
                     first_paused) == 0 &&
-           now_s() < until)
-        sleep_ms(50);
+           tu_now_s() < until)
+        tu_sleep_ms(50);
     ck_assert_int_gt(
         sql_long("SELECT COUNT(*) FROM audit WHERE line = '1' AND kind = 'issued' AND seq > %ld",
                  first_paused),
@@ -1411,11 +1271,11 @@ START_TEST(pause_answers_paused_and_resume_issues_again)
     ck_assert_msg(rc == 0, "resume exit %d: %s", rc, out);
     free(out);
     resumed_at = sql_long("SELECT MAX(seq) FROM audit WHERE line = '2' AND kind = 'control'");
-    until = now_s() + 10;
+    until = tu_now_s() + 10;
     while (sql_long("SELECT COUNT(*) FROM audit WHERE line = '2' AND kind = 'issued' AND seq > %ld",
                     resumed_at) == 0 &&
-           now_s() < until)
-        sleep_ms(50);
+           tu_now_s() < until)
+        tu_sleep_ms(50);
     ck_assert_msg(sql_long("SELECT COUNT(*) FROM audit WHERE line = '2' AND kind = 'issued' AND "
                            "seq > %ld",
                            resumed_at) > 0,
@@ -1430,11 +1290,11 @@ START_TEST(pause_answers_paused_and_resume_issues_again)
 
     /* what the PLC saw: RESULT 4 REASON 27 on line 2 only, then issued again (a second
      * issuance after resume means the first one's ACK reached the PLC) */
-    until = now_s() + 10;
+    until = tu_now_s() + 10;
     while (sql_long("SELECT COUNT(*) FROM audit WHERE line = '2' AND kind = 'issued' AND seq > %ld",
                     resumed_at) < 2 &&
-           now_s() < until)
-        sleep_ms(50);
+           tu_now_s() < until)
+        tu_sleep_ms(50);
     sim_stop(&s);
     nr = sim_records(&s, &r);
     for (int i = 0; i < nr; i++) {
@@ -1465,9 +1325,9 @@ static void sigterm_mid_run(struct sim *s, double *took, int *status)
     for (int n = 1; n <= 3; n++)
         add_line(n, s->port, jig_sim(""), 5000);
     daemon_start();
-    until = now_s() + 60;
-    while (sim_acks(s, 0) < 24 && now_s() < until)
-        sleep_ms(20);
+    until = tu_now_s() + 60;
+    while (sim_acks(s, 0) < 24 && tu_now_s() < until)
+        tu_sleep_ms(20);
     ck_assert_int_ge(sim_acks(s, 0), 24);
     *took = daemon_term(15, status);
 }
@@ -1490,9 +1350,9 @@ START_TEST(sighup_reload_adds_a_line_and_ignores_a_broken_config)
     sim_start(&s, 0, "--lines 2 --takt-ms 20 --count 3 --timeout-s 60");
     add_line(1, s.port, jig_sim(""), 5000);
     daemon_start();
-    until = now_s() + 30;
-    while (sql_long("SELECT COUNT(*) FROM certificates WHERE line = '1'") < 3 && now_s() < until)
-        sleep_ms(50);
+    until = tu_now_s() + 30;
+    while (sql_long("SELECT COUNT(*) FROM certificates WHERE line = '1'") < 3 && tu_now_s() < until)
+        tu_sleep_ms(50);
     ck_assert_int_eq(sql_long("SELECT COUNT(*) FROM certificates WHERE line = '1'"), 3);
     ck_assert_int_eq(sql_long("SELECT COUNT(*) FROM audit WHERE line = '2'"), 0);
 
@@ -1504,15 +1364,15 @@ START_TEST(sighup_reload_adds_a_line_and_ignores_a_broken_config)
     fprintf(f, "\n[line.2]\nplc = not-a-url\n");
     fclose(f);
     ck_assert_int_eq(kill(daemon_pid, SIGHUP), 0);
-    until = now_s() + 10;
+    until = tu_now_s() + 10;
     for (char *t = NULL;; free(t)) {
         t = tu_slurp(log, NULL);
         if (t != NULL && strstr(t, "keeping the running configuration") != NULL) {
             free(t);
             break;
         }
-        ck_assert_msg(now_s() < until, "no reload refusal in the log: %s", daemon_log_tail());
-        sleep_ms(50);
+        ck_assert_msg(tu_now_s() < until, "no reload refusal in the log: %s", daemon_log_tail());
+        tu_sleep_ms(50);
     }
     ck_assert_int_eq(waitpid(daemon_pid, &status, WNOHANG), 0);
     /* (the CLI reads the file too: put the good one back before asking) */
@@ -1751,11 +1611,11 @@ START_TEST(crash_before_ack_redelivers_after_restart)
     touch("slow-install");
     start_scripted_jig_line(&s);
     plc_raise(s.port, DEVICE, 1);
-    until = now_s() + 20;
-    while (sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued'") == 0 && now_s() < until)
-        sleep_ms(20);
+    until = tu_now_s() + 20;
+    while (sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued'") == 0 && tu_now_s() < until)
+        tu_sleep_ms(20);
     ck_assert_int_eq(sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued'"), 1);
-    kill_group(daemon_pid);
+    tu_kill_group(daemon_pid);
     daemon_pid = 0;
     ck_assert_int_ne(mb_reg(s.port, 1, REG_ACK_SEQ), 1);
     untouch("slow-install");
@@ -1797,9 +1657,9 @@ START_TEST(signer_crash_restarts_signer_and_issuance_goes_on)
     old = (pid_t)atoi(v);
     free(st);
     ck_assert_int_gt(old, 0);
-    until = now_s() + 30;
-    while (sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued'") < 10 && now_s() < until)
-        sleep_ms(20);
+    until = tu_now_s() + 30;
+    while (sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued'") < 10 && tu_now_s() < until)
+        tu_sleep_ms(20);
     ck_assert_int_eq(kill(old, SIGKILL), 0);
     sim_finish(&s, 90);
 
@@ -1814,7 +1674,7 @@ START_TEST(signer_crash_restarts_signer_and_issuance_goes_on)
             ck_assert_msg(r[i].result == RESULT_FAULT && r[i].reason == REASON_SIGNER_UNAVAILABLE,
                           "%s: RESULT %d REASON %d", r[i].serial, r[i].result, r[i].reason);
     ck_assert_int_eq(sql_long("SELECT COUNT(*) FROM certificates"), sum.issued);
-    until = now_s() + 5;
+    until = tu_now_s() + 5;
     do {
         status_json(&st);
         status_signer(st, "restarts", v, sizeof v);
@@ -1823,12 +1683,12 @@ START_TEST(signer_crash_restarts_signer_and_issuance_goes_on)
         pid = atoi(v);
         free(st);
         if (restarts < 1 || pid == old || pid <= 0)
-            sleep_ms(100);
-    } while ((restarts < 1 || pid == old || pid <= 0) && now_s() < until);
+            tu_sleep_ms(100);
+    } while ((restarts < 1 || pid == old || pid <= 0) && tu_now_s() < until);
     ck_assert_msg(restarts >= 1 && pid > 0 && pid != old, "signer restarts %d pid %d (was %d)",
                   restarts, pid, (int)old);
     /* the dead signer was reaped, not left a zombie */
-    ck_assert_msg(!proc_stat(old, &ppid, &state) || state != 'Z', "signer %d is a zombie",
+    ck_assert_msg(!tu_proc_stat(old, &ppid, &state, NULL) || state != 'Z', "signer %d is a zombie",
                   (int)old);
     assert_audit_verifies();
     free(r);
@@ -1842,7 +1702,7 @@ END_TEST
 /* Polls `linecert status` (the signer is probed every second) until it reports the HSM fault. */
 static void assert_status_hsm_fault(double timeout_s)
 {
-    double until = now_s() + timeout_s;
+    double until = tu_now_s() + timeout_s;
     char *st = NULL, hsm_ok[16] = "", state[32] = "";
 
     for (;;) {
@@ -1850,9 +1710,10 @@ static void assert_status_hsm_fault(double timeout_s)
         status_signer(st, "hsm_ok", hsm_ok, sizeof hsm_ok);
         status_state(st, state, sizeof state);
         free(st);
-        if ((strcmp(hsm_ok, "false") == 0 && strcmp(state, "hsm-fault") == 0) || now_s() >= until)
+        if ((strcmp(hsm_ok, "false") == 0 && strcmp(state, "hsm-fault") == 0) ||
+            tu_now_s() >= until)
             break;
-        sleep_ms(100);
+        tu_sleep_ms(100);
     }
     ck_assert_msg(strcmp(hsm_ok, "false") == 0 && strcmp(state, "hsm-fault") == 0,
                   "status after %.0f s: signer.hsm_ok %s, state %s", timeout_s, hsm_ok, state);
@@ -1871,19 +1732,19 @@ START_TEST(hsm_token_loss_faults_and_recovers_without_restart)
     sim_start(&s, 0, "--lines 1 --takt-ms 50 --timeout-s 20");
     add_line(1, s.port, jig_sim(""), 5000);
     daemon_start();
-    until = now_s() + 30;
-    while (sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued'") < 3 && now_s() < until)
-        sleep_ms(50);
+    until = tu_now_s() + 30;
+    while (sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued'") < 3 && tu_now_s() < until)
+        tu_sleep_ms(50);
     ck_assert_int_ge(sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued'"), 3);
 
     snprintf(tokens, sizeof tokens, "%s/tokens", pki);
     snprintf(away, sizeof away, "%s/tokens.away", pki);
     ck_assert_int_eq(rename(tokens, away), 0);
-    until = now_s() + 15;
+    until = tu_now_s() + 15;
     while (sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'fault' AND reason = "
                     "'hsm-unavailable'") < 2 &&
-           now_s() < until)
-        sleep_ms(50);
+           tu_now_s() < until)
+        tu_sleep_ms(50);
     ck_assert_msg(sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'fault' AND reason = "
                            "'hsm-unavailable'") >= 2,
                   "no hsm-unavailable faults within 15 s: %s", daemon_log_tail());
@@ -1891,14 +1752,14 @@ START_TEST(hsm_token_loss_faults_and_recovers_without_restart)
     assert_status_hsm_fault(5);
 
     back = wall_ms();
-    t_back = now_s();
+    t_back = tu_now_s();
     ck_assert_int_eq(rename(away, tokens), 0);
-    until = now_s() + 10;
+    until = tu_now_s() + 10;
     while (sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued' AND ts_ms >= %lld", back) ==
                0 &&
-           now_s() < until)
-        sleep_ms(50);
-    resumed = now_s() - t_back;
+           tu_now_s() < until)
+        tu_sleep_ms(50);
+    resumed = tu_now_s() - t_back;
     ck_assert_msg(
         sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued' AND ts_ms >= %lld", back) > 0,
         "nothing issued within 10 s of the token's return: %s", daemon_log_tail());
@@ -1912,11 +1773,11 @@ START_TEST(hsm_token_loss_faults_and_recovers_without_restart)
     ck_assert_int_eq(wait_reg(s.port, 1, REG_STATION_STATE, STATE_OK, 3), STATE_OK);
 
     /* a second issuance means the first one's ACK reached the PLC */
-    until = now_s() + 10;
+    until = tu_now_s() + 10;
     while (sql_long("SELECT COUNT(*) FROM audit WHERE kind = 'issued' AND ts_ms >= %lld", back) <
                2 &&
-           now_s() < until)
-        sleep_ms(50);
+           tu_now_s() < until)
+        tu_sleep_ms(50);
     sim_stop(&s);
     nr = sim_records(&s, &r);
     for (int i = 0; i < nr; i++) {

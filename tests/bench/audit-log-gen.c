@@ -42,6 +42,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "bench_rng.h"
 #include "audit-private.h"
 #include "lcerr.h"
 
@@ -69,24 +70,6 @@ static int64_t wall_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* xorshift64*: reproducible data without libc's rand() state. */
-static uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1DULL;
-}
-
-static void rand_hex(uint64_t *rng, char *out, size_t digits)
-{
-    static const char d[] = "0123456789ABCDEF";
-
-    for (size_t i = 0; i < digits; i++)
-        out[i] = d[rng_next(rng) & 15];
-    out[digits] = '\0';
 }
 
 /* The certificate every row's DER is made from, and where to patch it. */

@@ -40,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_rng.h"
 #include "audit.h"
 #include "lcerr.h"
 #include "stats.h"
@@ -58,24 +59,6 @@ static double clock_s(clockid_t id)
 static double now_s(void)
 {
     return clock_s(CLOCK_MONOTONIC);
-}
-
-/* xorshift64*: reproducible data without libc's rand() state. */
-static uint64_t rng_next(uint64_t *s)
-{
-    *s ^= *s >> 12;
-    *s ^= *s << 25;
-    *s ^= *s >> 27;
-    return *s * 0x2545F4914F6CDD1DULL;
-}
-
-static void hex(uint64_t *rng, char *out, size_t digits)
-{
-    static const char d[] = "0123456789ABCDEF";
-
-    for (size_t i = 0; i < digits; i++)
-        out[i] = d[rng_next(rng) & 15];
-    out[digits] = '\0';
 }
 
 /* One batch's worth of row text (the rows point into it). */
@@ -118,7 +101,7 @@ static int generate(const char *path, int64_t rows, char *err, size_t errlen)
             snprintf(t[i].regid, sizeof t[i].regid, "dev-%s-%08" PRId64, line_ids[line],
                      k / NLINES);
             r->registration_id = t[i].regid;
-            hex(&rng, t[i].csr, 64);
+            rand_hex(&rng, t[i].csr, 64);
             r->csr_sha256 = t[i].csr;
             if (line < 3 && roll < 3) {
                 r->kind = "refused";
@@ -130,8 +113,8 @@ static int generate(const char *path, int64_t rows, char *err, size_t errlen)
                 r->detail = "the jig program did not answer within 5000 ms";
             } else {
                 r->kind = "issued";
-                hex(&rng, t[i].serial, 32);
-                hex(&rng, t[i].thumb, 64);
+                rand_hex(&rng, t[i].serial, 32);
+                rand_hex(&rng, t[i].thumb, 64);
                 r->serial = t[i].serial;
                 r->thumbprint = t[i].thumb;
             }

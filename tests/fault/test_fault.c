@@ -39,6 +39,7 @@
  */
 #include "testutil.h"
 #include "testutil_modbus.h"
+#include "testutil_proc.h"
 
 #include <arpa/inet.h>
 #include <check.h>
@@ -87,7 +88,6 @@ enum {
     REASON_INSTALL_FAILED = 26,
 };
 
-#define MAX_PROCS    16
 #define JIG_TIMEOUT  1000 /* ms, the jig-abuse line */
 #define INI_LINE_MAX 199
 #define ACK_WAIT_S   20.0
@@ -97,28 +97,12 @@ static char dir[PATH_MAX];
 static char pki[PATH_MAX + 8], ini[PATH_MAX + 32], db[PATH_MAX + 32], jigdir[PATH_MAX + 8],
     jiglog[PATH_MAX + 16], sock[PATH_MAX + 32], softhsm[PATH_MAX];
 static char *bin_linecert, *bin_daemon, *bin_plc_sim, *bin_jig_sim;
-static pid_t procs[MAX_PROCS];
-static int nprocs;
 static pid_t daemon_pid;
 static int nspawned;
 static uint64_t rng; /* xorshift64: kill points and delays, reproducible from LC_FAULT_SEED */
 static uint64_t seed;
 
 /* ---- small things -------------------------------------------------------- */
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
 
 static uint64_t rnd(void)
 {
@@ -183,30 +167,6 @@ static char *daemon_log_tail(void)
 
 /* ---- processes ----------------------------------------------------------- */
 
-static void track(pid_t pid)
-{
-    ck_assert_int_lt(nprocs, MAX_PROCS);
-    procs[nprocs++] = pid;
-}
-
-static int tracked(pid_t pid)
-{
-    for (int i = 0; i < nprocs; i++)
-        if (procs[i] == pid)
-            return 1;
-    return 0;
-}
-
-static void untrack(pid_t pid)
-{
-    for (int i = 0; i < nprocs; i++) {
-        if (procs[i] == pid) {
-            procs[i] = procs[--nprocs];
-            return;
-        }
-    }
-}
-
 /*
  * Starts a program (no shell: a preloaded library must reach the program and
  * nothing else) in its own process group, with the words of the formatted
@@ -256,103 +216,8 @@ static pid_t spawn(const char *out, const char *err, char *const *env, const cha
     }
     setpgid(pid, pid);
     free(cmd);
-    track(pid);
+    tu_track(pid);
     return pid;
-}
-
-/* Waits at most timeout_s for a child to exit; returns 1 with its status, or 0. */
-static int wait_exit(pid_t pid, double timeout_s, int *status)
-{
-    double until = now_s() + timeout_s;
-
-    for (;;) {
-        pid_t r = waitpid(pid, status, WNOHANG);
-        if (r == pid || (r < 0 && errno != EINTR)) {
-            if (r < 0)
-                *status = -1;
-            untrack(pid);
-            return 1;
-        }
-        if (now_s() >= until)
-            return 0;
-        sleep_ms(10);
-    }
-}
-
-static void kill_group(pid_t pid)
-{
-    int status;
-
-    kill(-pid, SIGKILL);
-    kill(pid, SIGKILL);
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-        ;
-    untrack(pid);
-}
-
-/* Parent, state and name (comm) of a process from /proc; 0 if it is gone. */
-static int proc_stat(pid_t pid, pid_t *ppid, char *state, char comm[32])
-{
-    char path[64], buf[1024], *lp, *rp;
-    FILE *f;
-    size_t n;
-    int p = 0;
-
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    lp = strchr(buf, '(');
-    rp = strrchr(buf, ')');
-    if (lp == NULL || rp == NULL || sscanf(rp + 2, "%c %d", state, &p) != 2)
-        return 0;
-    *ppid = (pid_t)p;
-    if (comm != NULL)
-        snprintf(comm, 32, "%.*s", (int)(rp - lp - 1), lp + 1);
-    return 1;
-}
-
-/* Our children (re-parented orphans included) that are not tracked, alive or zombie. */
-static int orphans(pid_t *out, int cap, int alive_only, const char *name)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    int n = 0;
-
-    if (d == NULL)
-        return 0;
-    while ((e = readdir(d)) != NULL) {
-        pid_t pid = (pid_t)atoi(e->d_name), ppid = 0;
-        char state = 0, comm[32];
-        if (pid <= 0 || tracked(pid) || !proc_stat(pid, &ppid, &state, comm) || ppid != getpid())
-            continue;
-        if ((alive_only && state == 'Z') || (name != NULL && strcmp(comm, name) != 0))
-            continue;
-        if (n < cap)
-            out[n] = pid;
-        n++;
-    }
-    closedir(d);
-    return n;
-}
-
-/* Reaps the zombies among our untracked children (a killed daemon's signer and jigs). */
-static void reap_orphans(int kill_them)
-{
-    pid_t pids[256];
-    int n = orphans(pids, 256, 0, NULL);
-
-    for (int i = 0; i < n && i < 256; i++) {
-        pid_t ppid;
-        char state = 0;
-        if (kill_them)
-            kill(pids[i], SIGKILL);
-        if (kill_them || (proc_stat(pids[i], &ppid, &state, NULL) && state == 'Z'))
-            waitpid(pids[i], NULL, 0);
-    }
 }
 
 /* The daemon's signer (child named linecert-signer), or 0. */
@@ -367,7 +232,7 @@ static pid_t signer_of(pid_t daemon)
     while ((e = readdir(d)) != NULL && found == 0) {
         pid_t pid = (pid_t)atoi(e->d_name), ppid = 0;
         char state = 0, comm[32];
-        if (pid > 0 && proc_stat(pid, &ppid, &state, comm) && ppid == daemon && state != 'Z' &&
+        if (pid > 0 && tu_proc_stat(pid, &ppid, &state, comm) && ppid == daemon && state != 'Z' &&
             strcmp(comm, "linecert-signer") == 0)
             found = pid;
     }
@@ -391,7 +256,7 @@ static int count_procs_with(const char *a, const char *b)
         FILE *f;
         if (atoi(e->d_name) <= 0)
             continue;
-        if (proc_stat((pid_t)atoi(e->d_name), &ppid, &state, NULL) && state == 'Z')
+        if (tu_proc_stat((pid_t)atoi(e->d_name), &ppid, &state, NULL) && state == 'Z')
             continue;
         snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
         if ((f = fopen(path, "r")) == NULL)
@@ -595,7 +460,7 @@ static void root_setup(void)
 
 static void root_teardown(void)
 {
-    reap_orphans(1);
+    tu_reap_orphans(1);
     if (getenv("LC_FAULT_KEEP") != NULL)
         printf("fault: LC_FAULT_KEEP: kept %s\n", root);
     else
@@ -622,7 +487,7 @@ static void setup_case(int nlines)
     int rc;
 
     prctl(PR_SET_CHILD_SUBREAPER, 1);
-    nprocs = 0;
+    tu_forget_tracked();
     daemon_pid = 0;
     bin_linecert = build_bin("linecert");
     bin_daemon = build_bin("linecertd");
@@ -657,9 +522,8 @@ static void setup3(void)
 
 static void teardown(void)
 {
-    while (nprocs > 0)
-        kill_group(procs[nprocs - 1]);
-    reap_orphans(1);
+    tu_kill_tracked();
+    tu_reap_orphans(1);
     if (getenv("LC_FAULT_KEEP") == NULL)
         tu_rmtree(dir);
     free(bin_linecert);
@@ -737,20 +601,20 @@ static int control_up(void)
 static void daemon_spawn(char *const *env, int no_wait)
 {
     char log[PATH_MAX + 32];
-    double until = now_s() + 30;
+    double until = tu_now_s() + 30;
     int status;
 
     snprintf(log, sizeof log, "%s/linecertd.log", dir);
     daemon_pid = spawn(log, log, env, "%s --config %s", bin_daemon, ini);
     while (!no_wait && !control_up()) {
         if (waitpid(daemon_pid, &status, WNOHANG) == daemon_pid) {
-            untrack(daemon_pid);
+            tu_untrack(daemon_pid);
             daemon_pid = 0;
             ck_abort_msg("linecertd exited at start (status 0x%x): %s", (unsigned)status,
                          daemon_log_tail());
         }
-        ck_assert_msg(now_s() < until, "linecertd not ready after 30 s: %s", daemon_log_tail());
-        sleep_ms(5);
+        ck_assert_msg(tu_now_s() < until, "linecertd not ready after 30 s: %s", daemon_log_tail());
+        tu_sleep_ms(5);
     }
 }
 
@@ -773,14 +637,14 @@ static void daemon_crash(void)
     kill(daemon_pid, SIGKILL);
     while (waitpid(daemon_pid, NULL, 0) < 0 && errno == EINTR)
         ;
-    untrack(daemon_pid);
+    tu_untrack(daemon_pid);
     daemon_pid = 0;
-    until = now_s() + 5;
-    while (orphans(left, 8, 1, "linecert-signer") > 0 && now_s() < until)
-        sleep_ms(5);
-    ck_assert_msg(orphans(left, 8, 1, "linecert-signer") == 0,
+    until = tu_now_s() + 5;
+    while (tu_orphans(left, 8, 1, "linecert-signer") > 0 && tu_now_s() < until)
+        tu_sleep_ms(5);
+    ck_assert_msg(tu_orphans(left, 8, 1, "linecert-signer") == 0,
                   "the signer (pid %d) still runs 5 s after its daemon was killed", (int)left[0]);
-    reap_orphans(0);
+    tu_reap_orphans(0);
 }
 
 static void daemon_stop_clean(void)
@@ -789,7 +653,7 @@ static void daemon_stop_clean(void)
 
     ck_assert_int_gt(daemon_pid, 0);
     kill(daemon_pid, SIGTERM);
-    ck_assert_msg(wait_exit(daemon_pid, 20, &st), "linecertd did not exit within 20 s: %s",
+    ck_assert_msg(tu_wait_exit(daemon_pid, 20, &st), "linecertd did not exit within 20 s: %s",
                   daemon_log_tail());
     daemon_pid = 0;
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "linecertd ended with status 0x%x: %s",
@@ -832,7 +696,7 @@ static long long signer_signatures(pid_t *pid)
 {
     char *st, v[32];
 
-    sleep_ms(1100);
+    tu_sleep_ms(1100);
     st = status_json();
     status_field(st, "\"signer\"", "pid", v, sizeof v);
     if (*pid == 0)
@@ -860,7 +724,7 @@ static void sim_start(struct sim *s, int port, const char *fmt, ...)
 {
     va_list ap;
     char *opts = NULL;
-    double until = now_s() + 10;
+    double until = tu_now_s() + 10;
     int k = ++nspawned;
 
     va_start(ap, fmt);
@@ -876,22 +740,22 @@ static void sim_start(struct sim *s, int port, const char *fmt, ...)
         int status = 0, exited = 0;
         s->pid = spawn(s->out, s->err, NULL, "%s --listen 127.0.0.1:%d --summary-json %s %s",
                        bin_plc_sim, port, s->json, opts);
-        while (s->port == 0 && !exited && now_s() < until) {
+        while (s->port == 0 && !exited && tu_now_s() < until) {
             char *text = tu_slurp(s->out, NULL);
             if (text != NULL && sscanf(text, "listening on 127.0.0.1:%d", &s->port) != 1)
                 s->port = 0;
             free(text);
-            exited = s->port == 0 && wait_exit(s->pid, 0, &status);
+            exited = s->port == 0 && tu_wait_exit(s->pid, 0, &status);
             if (s->port == 0 && !exited)
-                sleep_ms(10);
+                tu_sleep_ms(10);
         }
         if (s->port != 0)
             break;
         if (!exited)
-            kill_group(s->pid);
-        ck_assert_msg(now_s() < until, "plc sim did not start");
+            tu_kill_group(s->pid);
+        ck_assert_msg(tu_now_s() < until, "plc sim did not start");
         unlink(s->out);
-        sleep_ms(100);
+        tu_sleep_ms(100);
     }
     free(opts);
 }
@@ -900,8 +764,8 @@ static void sim_finish(struct sim *s, double timeout_s)
 {
     int st = 0;
 
-    ck_assert_msg(wait_exit(s->pid, timeout_s, &st), "plc sim not done after %.0f s: %s", timeout_s,
-                  daemon_log_tail());
+    ck_assert_msg(tu_wait_exit(s->pid, timeout_s, &st), "plc sim not done after %.0f s: %s",
+                  timeout_s, daemon_log_tail());
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "plc sim ended with status 0x%x",
                   (unsigned)st);
     s->summary = tu_slurp(s->out, NULL);
@@ -924,31 +788,6 @@ struct rec {
     int result, reason;
     double latency_ms;
 };
-
-/* "key": value inside [b, e): a string's contents or a bare token; -1 if absent. */
-static int jget(const char *b, const char *e, const char *key, char *out, size_t n)
-{
-    char pat[64];
-    size_t pl, i = 0;
-    const char *p;
-
-    snprintf(pat, sizeof pat, "\"%s\"", key);
-    pl = strlen(pat);
-    for (p = b; p + pl <= e && memcmp(p, pat, pl) != 0; p++)
-        ;
-    if (p + pl > e)
-        return -1;
-    for (p += pl; p < e && strchr(" \n\t:", *p) != NULL; p++)
-        ;
-    if (p < e && *p == '"')
-        for (p++; p < e && *p != '"' && i + 1 < n; p++)
-            out[i++] = *p;
-    else
-        for (; p < e && strchr(",}] \n\r\t", *p) == NULL && i + 1 < n; p++)
-            out[i++] = *p;
-    out[i] = '\0';
-    return 0;
-}
 
 /* The records of a finished simulator (malloc'd). */
 static int sim_records(const struct sim *s, struct rec **out)
@@ -975,19 +814,19 @@ static int sim_records(const struct sim *s, struct rec **out)
         }
         r = &(*out)[n++];
         memset(r, 0, sizeof *r);
-        ck_assert(jget(p, e, "line", v, sizeof v) == 0);
+        ck_assert(tu_jget(p, e, "line", v, sizeof v) == 0);
         r->line = atoi(v);
-        ck_assert(jget(p, e, "seq", v, sizeof v) == 0);
+        ck_assert(tu_jget(p, e, "seq", v, sizeof v) == 0);
         r->seq = (unsigned)atoi(v);
-        ck_assert(jget(p, e, "serial", r->serial, sizeof r->serial) == 0);
-        ck_assert(jget(p, e, "outcome", r->outcome, sizeof r->outcome) == 0);
-        ck_assert(jget(p, e, "result", v, sizeof v) == 0);
+        ck_assert(tu_jget(p, e, "serial", r->serial, sizeof r->serial) == 0);
+        ck_assert(tu_jget(p, e, "outcome", r->outcome, sizeof r->outcome) == 0);
+        ck_assert(tu_jget(p, e, "result", v, sizeof v) == 0);
         r->result = atoi(v);
-        ck_assert(jget(p, e, "reason", v, sizeof v) == 0);
+        ck_assert(tu_jget(p, e, "reason", v, sizeof v) == 0);
         r->reason = atoi(v);
-        ck_assert(jget(p, e, "latency_ms", v, sizeof v) == 0);
+        ck_assert(tu_jget(p, e, "latency_ms", v, sizeof v) == 0);
         r->latency_ms = strtod(v, NULL);
-        if (jget(p, e, "abuse", r->abuse, sizeof r->abuse) != 0)
+        if (tu_jget(p, e, "abuse", r->abuse, sizeof r->abuse) != 0)
             r->abuse[0] = '\0';
         p = e;
     }
@@ -1006,34 +845,34 @@ static uint16_t mb_reg(int port, int reg)
 /* Polls a register of line 1 until it equals want; returns the seconds it took, or -1. */
 static double wait_reg(int port, int reg, uint16_t want, double timeout_s)
 {
-    double t0 = now_s();
+    double t0 = tu_now_s();
 
     while (mb_reg(port, reg) != want) {
-        if (now_s() - t0 > timeout_s)
+        if (tu_now_s() - t0 > timeout_s)
             return -1;
-        sleep_ms(10);
+        tu_sleep_ms(10);
     }
-    return now_s() - t0;
+    return tu_now_s() - t0;
 }
 
 /* Plays line 1's PLC: one request, bounded wait for its ACK; returns the seconds it took. */
 static double plc_request(int port, const char *serial, uint16_t seq, int *result, int *reason)
 {
     uint16_t regs[16], ack[3] = {0, 0, 0};
-    double t0 = now_s();
+    double t0 = tu_now_s();
 
     tu_plc_serial_regs(serial, regs);
     tu_mb_write(port, REG_SERIAL, 16, regs);
     tu_mb_write(port, REG_REQ_SEQ, 1, &seq);
     do {
-        sleep_ms(5);
+        tu_sleep_ms(5);
         tu_mb_read(port, REG_ACK_SEQ, 3, ack);
-    } while (ack[0] != seq && now_s() - t0 < ACK_WAIT_S);
+    } while (ack[0] != seq && tu_now_s() - t0 < ACK_WAIT_S);
     ck_assert_msg(ack[0] == seq, "no ACK for seq %u (%s) within %.0f s: %s", seq, serial,
                   ACK_WAIT_S, daemon_log_tail());
     *result = ack[1];
     *reason = ack[2];
-    return now_s() - t0;
+    return tu_now_s() - t0;
 }
 
 /* ===== 1. kill -9 of the daemon at random points ========================== */
@@ -1066,7 +905,7 @@ START_TEST(daemon_kill9_loop)
 {
     int kills = env_int("LC_FAULT_DAEMON_KILLS", 100), startup_kills = 0, chains = 0, nr;
     int check_every = env_int("LC_FAULT_CHECK_EVERY", 1);
-    double *resume = calloc((size_t)kills + 1, sizeof(double)), p50, max, t_start = now_s();
+    double *resume = calloc((size_t)kills + 1, sizeof(double)), p50, max, t_start = tu_now_s();
     struct sim s;
     struct rec *r;
     long off = 0;
@@ -1078,11 +917,11 @@ START_TEST(daemon_kill9_loop)
         add_line(n, s.port, "", 5000);
     for (int k = 0; k < kills; k++) {
         long long before = answered_rows();
-        double t0 = now_s();
+        double t0 = tu_now_s();
         if (rnd() % 5 == 0) {
             /* a crash during start-up */
             daemon_spawn(NULL, 1);
-            sleep_ms((int)(rnd() % 120));
+            tu_sleep_ms((int)(rnd() % 120));
             daemon_crash();
             startup_kills++;
             continue;
@@ -1093,14 +932,14 @@ START_TEST(daemon_kill9_loop)
         chains += assert_jig_log(&off, "after a restart", &truncated);
         {
             /* kill at a random moment; note when the lines first answered after the restart */
-            double kill_at = now_s() + (double)(rnd() % 700) / 1e3, first = 0;
-            while (now_s() < kill_at || (idle >= 4 && first == 0)) {
+            double kill_at = tu_now_s() + (double)(rnd() % 700) / 1e3, first = 0;
+            while (tu_now_s() < kill_at || (idle >= 4 && first == 0)) {
                 if (first == 0 && answered_rows() > before)
-                    first = now_s();
-                ck_assert_msg(now_s() - t0 < 30,
+                    first = tu_now_s();
+                ck_assert_msg(tu_now_s() - t0 < 30,
                               "kill %d: no line answered within 30 s of the restart: %s", k,
                               daemon_log_tail());
-                sleep_ms(10);
+                tu_sleep_ms(10);
             }
             if (first > 0)
                 resume[nresume++] = (first - t0) * 1e3;
@@ -1113,20 +952,21 @@ START_TEST(daemon_kill9_loop)
     daemon_start(NULL);
     {
         long long base[4];
-        double until = now_s() + 60;
+        double until = tu_now_s() + 60;
         for (int n = 1; n <= 3; n++)
             base[n] = q_int("SELECT COUNT(*) FROM audit WHERE line = '%d' AND kind = 'issued'", n);
         for (int n = 1; n <= 3; n++)
             while (q_int("SELECT COUNT(*) FROM audit WHERE line = '%d' AND kind = 'issued'", n) <
                    base[n] + 3) {
-                ck_assert_msg(now_s() < until, "line %d did not resume after the last restart: %s",
-                              n, daemon_log_tail());
-                sleep_ms(20);
+                ck_assert_msg(tu_now_s() < until,
+                              "line %d did not resume after the last restart: %s", n,
+                              daemon_log_tail());
+                tu_sleep_ms(20);
             }
     }
     sim_stop(&s);
     daemon_stop_clean();
-    reap_orphans(0);
+    tu_reap_orphans(0);
     chains += assert_jig_log(&off, "at the end", &truncated);
     ck_assert_msg(chains > 0, "the jig logged no chain: is --log working?");
     assert_store("after the kill loop", 1);
@@ -1153,7 +993,7 @@ START_TEST(daemon_kill9_loop)
            "by the kill), lost 0; restart to first answer p50 %.0f ms max %.0f ms (%d restarts); "
            "%.0f s\n",
            kills, startup_kills, issued, q_int("SELECT COUNT(*) FROM certificates"),
-           redelivered_answers, chains, truncated, p50, max, nresume, now_s() - t_start);
+           redelivered_answers, chains, truncated, p50, max, nresume, tu_now_s() - t_start);
     fflush(stdout);
     free(r);
     free(resume);
@@ -1242,7 +1082,7 @@ START_TEST(signer_kill9_loop)
 {
     int kills = env_int("LC_FAULT_SIGNER_KILLS", 100), chains = 0, nr, faults = 0, issued = 0;
     int check_every = env_int("LC_FAULT_CHECK_EVERY", 1);
-    double *back = calloc((size_t)kills + 1, sizeof(double)), p50, max, t_start = now_s();
+    double *back = calloc((size_t)kills + 1, sizeof(double)), p50, max, t_start = tu_now_s();
     double *restart = calloc((size_t)kills + 1, sizeof(double)), rp50, rmax;
     struct sim s;
     struct rec *r;
@@ -1260,23 +1100,23 @@ START_TEST(signer_kill9_loop)
         add_line(n, s.port, "", 5000);
     daemon_start(NULL);
     for (int k = 0; k < kills; k++) {
-        double t0 = now_s(), kill_at, first = 0;
+        double t0 = tu_now_s(), kill_at, first = 0;
         pid_t sig;
         while ((sig = signer_of(daemon_pid)) == 0 || sig == last) {
-            ck_assert_msg(now_s() - t0 < 20, "kill %d: no new signer within 20 s: %s", k,
+            ck_assert_msg(tu_now_s() - t0 < 20, "kill %d: no new signer within 20 s: %s", k,
                           daemon_log_tail());
-            sleep_ms(2);
+            tu_sleep_ms(2);
         }
         if (k > 0)
-            restart[nrestart++] = (now_s() - t0) * 1e3;
+            restart[nrestart++] = (tu_now_s() - t0) * 1e3;
         /* kill at a random moment; note when something was signed again */
-        kill_at = now_s() + (double)(rnd() % 250) / 1e3;
-        while (now_s() < kill_at || (idle >= 4 && first == 0)) {
+        kill_at = tu_now_s() + (double)(rnd() % 250) / 1e3;
+        while (tu_now_s() < kill_at || (idle >= 4 && first == 0)) {
             if (first == 0 && answered_rows() > at_kill)
-                first = now_s();
-            ck_assert_msg(now_s() - t0 < 20, "kill %d: nothing issued within 20 s: %s", k,
+                first = tu_now_s();
+            ck_assert_msg(tu_now_s() - t0 < 20, "kill %d: nothing issued within 20 s: %s", k,
                           daemon_log_tail());
-            sleep_ms(5);
+            tu_sleep_ms(5);
         }
         if (first > 0 && k > 0)
             back[nback++] = (first - t0) * 1e3;
@@ -1286,8 +1126,8 @@ START_TEST(signer_kill9_loop)
         {
             pid_t pp;
             char state = 0;
-            while (proc_stat(sig, &pp, &state, NULL) && state != 'Z')
-                sleep_ms(1); /* dead before its token file is looked at */
+            while (tu_proc_stat(sig, &pp, &state, NULL) && state != 'Z')
+                tu_sleep_ms(1); /* dead before its token file is looked at */
         }
         destroyed += token_files_repair(tf, ntf);
         at_kill = answered_rows();
@@ -1297,7 +1137,7 @@ START_TEST(signer_kill9_loop)
     }
     sim_stop(&s);
     daemon_stop_clean();
-    reap_orphans(0);
+    tu_reap_orphans(0);
     chains += assert_jig_log(&off, "at the end", NULL);
     ck_assert_msg(chains > 0, "the jig logged no chain: is --log working?");
     assert_store("after the signer kill loop", 1);
@@ -1327,7 +1167,7 @@ START_TEST(signer_kill9_loop)
            "hsm-unavailable, %d chains checked, lost 0; SoftHSM2 token file destroyed by a kill "
            "(restored) %d times; kill to new signer p50 %.0f ms max %.0f ms, to the next answer "
            "p50 %.0f ms max %.0f ms; %.0f s\n",
-           kills, issued, faults, chains, destroyed, rp50, rmax, p50, max, now_s() - t_start);
+           kills, issued, faults, chains, destroyed, rp50, rmax, p50, max, tu_now_s() - t_start);
     for (int i = 0; i < ntf; i++)
         free(tf[i].data);
     fflush(stdout);
@@ -1390,7 +1230,7 @@ static double hsm_loss(void (*pull)(void), void (*put_back)(void), const char *w
                      2);
 
     put_back();
-    t_back = now_s();
+    t_back = tu_now_s();
     for (;;) {
         snprintf(serial, sizeof serial, "HSM-%06d", 10 + tries++);
         plc_request(s.port, serial, seq++, &result, &reason);
@@ -1398,11 +1238,11 @@ static double hsm_loss(void (*pull)(void), void (*put_back)(void), const char *w
             break;
         ck_assert_msg(result == RESULT_FAULT && reason == REASON_HSM_UNAVAILABLE,
                       "%s: after the token's return: RESULT %d REASON %d", what, result, reason);
-        ck_assert_msg(now_s() - t_back < 10, "%s: nothing issued within 10 s of the token's return",
-                      what);
-        sleep_ms(100);
+        ck_assert_msg(tu_now_s() - t_back < 10,
+                      "%s: nothing issued within 10 s of the token's return", what);
+        tu_sleep_ms(100);
     }
-    took = now_s() - t_back;
+    took = tu_now_s() - t_back;
     ck_assert_msg(took < 5, "%s: issuance resumed only after %.1f s", what, took);
     ck_assert_msg(wait_reg(s.port, REG_STATION_STATE, STATE_OK, 2.0) >= 0,
                   "%s: STATION_STATE %u after recovery", what, mb_reg(s.port, REG_STATION_STATE));
@@ -1548,30 +1388,30 @@ static void vfs_settle(void)
 {
     struct stat st;
     off_t last = -1;
-    double quiet = now_s();
+    double quiet = tu_now_s();
 
-    while (now_s() - quiet < 0.15) {
+    while (tu_now_s() - quiet < 0.15) {
         if (stat(vfs_log, &st) == 0 && st.st_size != last) {
             last = st.st_size;
-            quiet = now_s();
+            quiet = tu_now_s();
         }
-        sleep_ms(10);
+        tu_sleep_ms(10);
     }
 }
 
 /* Waits for the daemon to write the row that closes an audit-store fault; returns seconds. */
 static double wait_audit_recovered(long long gaps_before, const char *what)
 {
-    double t0 = now_s();
+    double t0 = tu_now_s();
 
     while (q_int("SELECT COUNT(*) FROM audit WHERE kind = 'fault' AND reason = "
                  "'audit-unavailable' AND detail LIKE 'audit store writable again%%'") <=
            gaps_before) {
-        ck_assert_msg(now_s() - t0 < 10, "%s: the audit store fault did not clear in 10 s: %s",
+        ck_assert_msg(tu_now_s() - t0 < 10, "%s: the audit store fault did not clear in 10 s: %s",
                       what, daemon_log_tail());
-        sleep_ms(10);
+        tu_sleep_ms(10);
     }
-    return now_s() - t0;
+    return tu_now_s() - t0;
 }
 
 static long long gap_rows(void)
@@ -1597,7 +1437,7 @@ START_TEST(audit_nth_write_fails)
     struct vcall *c = NULL;
     int result, reason, ncalls, counter = 1, both = env_int("LC_FAULT_IO_BOTH", 0);
     int runs = 0, failed_runs = 0, fired_after = 0, unfired = 0;
-    double rec[128], p50, max, t_start = now_s();
+    double rec[128], p50, max, t_start = tu_now_s();
     int nrec = 0;
     long off = 0;
     uint16_t seq = 1;
@@ -1706,7 +1546,7 @@ START_TEST(audit_nth_write_fails)
         "%d refused to release (RESULT 4/22), %d failed after the commit (issued), %d did not "
         "fire, lost 0; recovery p50 %.2f s max %.2f s; %.0f s\n",
         ncalls, ops, runs, ncalls, both ? "EIO and ENOSPC each" : "EIO odd, ENOSPC even",
-        failed_runs, fired_after, unfired, p50, max, now_s() - t_start);
+        failed_runs, fired_after, unfired, p50, max, tu_now_s() - t_start);
     fflush(stdout);
     free(s.summary);
 }
@@ -1733,7 +1573,7 @@ START_TEST(audit_disk_full_single)
     ck_assert_int_eq(result, RESULT_ISSUED);
 
     touch(vfs_full, "");
-    t_full = now_s();
+    t_full = tu_now_s();
     plc_request(s.port, "FULL-000002", 2, &result, &reason);
     ck_assert_msg(result == RESULT_FAULT && reason == REASON_AUDIT_UNAVAILABLE,
                   "disk full: RESULT %d REASON %d", result, reason);
@@ -1750,14 +1590,14 @@ START_TEST(audit_disk_full_single)
     ck_assert_msg(signer_signatures(&signer) == sigs, "the signer signed while the store was full");
     ck_assert_int_eq(jig_received("FULL-000002") + jig_received("FULL-000003"), 0);
     ck_assert_int_eq(q_int("SELECT COUNT(*) FROM certificates"), 1);
-    sleep_ms(600); /* more failing probes: STATION_STATE must stay 3 */
+    tu_sleep_ms(600); /* more failing probes: STATION_STATE must stay 3 */
     ck_assert_int_eq(mb_reg(s.port, REG_STATION_STATE), STATE_AUDIT_FAULT);
 
     ck_assert_int_eq(unlink(vfs_full), 0);
-    t_back = now_s();
+    t_back = tu_now_s();
     ck_assert_msg(wait_reg(s.port, REG_STATION_STATE, STATE_OK, 5.0) >= 0,
                   "STATION_STATE %u 5 s after space came back", mb_reg(s.port, REG_STATION_STATE));
-    took = now_s() - t_back;
+    took = tu_now_s() - t_back;
     ck_assert_int_eq(gap_rows(), 1);
     plc_request(s.port, "FULL-000004", 4, &result, &reason);
     ck_assert_int_eq(result, RESULT_ISSUED);
@@ -1792,28 +1632,28 @@ START_TEST(audit_disk_full_under_load)
     daemon_start(vfs_env());
     for (int k = 0; k < cycles && k < 64; k++) {
         long long before = answered_rows(), gaps = gap_rows();
-        double t0 = now_s();
+        double t0 = tu_now_s();
         while (answered_rows() < before + 5) {
-            ck_assert_msg(now_s() - t0 < 20, "cycle %d: issuance did not resume: %s", k,
+            ck_assert_msg(tu_now_s() - t0 < 20, "cycle %d: issuance did not resume: %s", k,
                           daemon_log_tail());
-            sleep_ms(10);
+            tu_sleep_ms(10);
         }
         touch(vfs_full, "");
-        sleep_ms(600 + (int)(rnd() % 600));
+        tu_sleep_ms(600 + (int)(rnd() % 600));
         ck_assert_int_eq(unlink(vfs_full), 0);
         took[k] = wait_audit_recovered(gaps, "disk full under load");
     }
     {
         long long before = answered_rows();
-        double t0 = now_s();
+        double t0 = tu_now_s();
         while (answered_rows() < before + 5) {
-            ck_assert_msg(now_s() - t0 < 20, "issuance did not resume: %s", daemon_log_tail());
-            sleep_ms(10);
+            ck_assert_msg(tu_now_s() - t0 < 20, "issuance did not resume: %s", daemon_log_tail());
+            tu_sleep_ms(10);
         }
     }
     sim_stop(&s);
     daemon_stop_clean();
-    reap_orphans(0);
+    tu_reap_orphans(0);
     chains = assert_jig_log(&off, "after full disks", NULL);
     assert_store("after full disks under load", 1);
     nr = sim_records(&s, &r);
@@ -1856,7 +1696,7 @@ START_TEST(plc_abuse)
     struct sim s, clean;
     struct rec *r;
     long off = 0;
-    double maxlat = 0, t_start = now_s();
+    double maxlat = 0, t_start = tu_now_s();
     char opts[200];
 
     snprintf(opts, sizeof opts,
@@ -1947,7 +1787,7 @@ START_TEST(plc_abuse)
         free(cr);
     }
     daemon_stop_clean();
-    reap_orphans(0);
+    tu_reap_orphans(0);
     chains = assert_jig_log(&off, "after PLC abuse", NULL);
     ck_assert_msg(chains > 0, "the jig logged no chain: is --log working?");
     assert_store("after PLC abuse", 0);
@@ -1956,7 +1796,7 @@ START_TEST(plc_abuse)
            "%d register scribbles, %d connection drops; max latency %.0f ms, %d chains checked, "
            "lost 0; %.0f s\n",
            nr, (unsigned long long)seed, counts[0], counts[1], counts[2], counts[3], counts[4],
-           maxlat, chains, now_s() - t_start);
+           maxlat, chains, tu_now_s() - t_start);
     fflush(stdout);
     free(r);
     free(s.summary);
@@ -2047,16 +1887,16 @@ START_TEST(jig_abuse)
                               "jig %s: STATION_STATE %u", jc->name,
                               mb_reg(s.port, REG_STATION_STATE));
             /* the jig program and anything it started are gone */
-            until = now_s() + 2;
-            while (count_procs_with(jigdir, serial) > 0 && now_s() < until)
-                sleep_ms(10);
+            until = tu_now_s() + 2;
+            while (count_procs_with(jigdir, serial) > 0 && tu_now_s() < until)
+                tu_sleep_ms(10);
             ck_assert_msg(count_procs_with(jigdir, serial) == 0,
                           "jig %s: a jig process for %s outlived its request", jc->name, serial);
         }
     }
     sim_stop(&s);
     daemon_stop_clean();
-    reap_orphans(0);
+    tu_reap_orphans(0);
     assert_jig_log(&off, "after jig abuse", NULL);
     assert_store("after jig abuse", 1);
     printf("fault: jig abuse: %d rounds x %zu behaviours, lost 0; slowest answer per behaviour:",
