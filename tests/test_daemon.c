@@ -25,7 +25,6 @@
 
 #include <arpa/inet.h>
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -211,37 +210,6 @@ static pid_t spawn(const char *out, const char *err, int append, const char *fmt
     free(cmd);
     tu_track(pid);
     return pid;
-}
-
-/* Number of processes whose command line contains both a and b. */
-static int count_procs_with(const char *a, const char *b)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    int n = 0;
-
-    if (d == NULL)
-        return 0;
-    while ((e = readdir(d)) != NULL) {
-        char path[300], buf[4096];
-        size_t len;
-        FILE *f;
-        if (atoi(e->d_name) <= 0)
-            continue;
-        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-        if ((f = fopen(path, "r")) == NULL)
-            continue;
-        len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        for (size_t i = 0; i < len; i++)
-            if (buf[i] == '\0')
-                buf[i] = ' ';
-        buf[len] = '\0';
-        if (strstr(buf, a) != NULL && strstr(buf, b) != NULL)
-            n++;
-    }
-    closedir(d);
-    return n;
 }
 
 /* ---- fixture ------------------------------------------------------------ */
@@ -1022,7 +990,7 @@ START_TEST(heartbeat_continues_while_jig_hangs)
     ck_assert_msg(sim_line_field(&s, 1, "heartbeat_changes") >= 3, "line 1 never heartbeated");
     ck_assert_msg(sum.heartbeat_gap_ms < 1500, "HEARTBEAT silent for %d ms", sum.heartbeat_gap_ms);
     /* the hung jig programs were killed, not left behind */
-    ck_assert_int_eq(count_procs_with(jigdir, "--hang"), 0);
+    ck_assert_int_eq(tu_count_procs_with(jigdir, "--hang"), 0);
     free(s.summary);
     daemon_stop_clean();
 }

@@ -186,3 +186,36 @@ int tu_jget(const char *b, const char *e, const char *key, char *out, size_t n)
     out[i] = '\0';
     return 0;
 }
+
+int tu_count_procs_with(const char *a, const char *b)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        char path[300], buf[4096], state = 0;
+        pid_t ppid;
+        size_t len;
+        FILE *f;
+        if (atoi(e->d_name) <= 0)
+            continue;
+        if (tu_proc_stat((pid_t)atoi(e->d_name), &ppid, &state, NULL) && state == 'Z')
+            continue;
+        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        if ((f = fopen(path, "r")) == NULL)
+            continue;
+        len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        for (size_t i = 0; i < len; i++)
+            if (buf[i] == '\0')
+                buf[i] = ' ';
+        buf[len] = '\0';
+        if (strstr(buf, a) != NULL && strstr(buf, b) != NULL)
+            n++;
+    }
+    closedir(d);
+    return n;
+}

@@ -39,6 +39,9 @@ int tu_orphans(pid_t *out, int cap, int alive_only, const char *name);
 /* Reaps the zombies among our untracked children; with kill_them, kills and reaps them all. */
 void tu_reap_orphans(int kill_them);
 
+/* Live (not zombie) processes whose command line contains both a and b. */
+int tu_count_procs_with(const char *a, const char *b);
+
 /* "key": value inside [b, e): a string's contents or a bare token into out; -1 if absent. */
 int tu_jget(const char *b, const char *e, const char *key, char *out, size_t n);
 

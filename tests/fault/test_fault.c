@@ -240,40 +240,6 @@ static pid_t signer_of(pid_t daemon)
     return found;
 }
 
-/* Number of processes whose command line contains a and b. */
-static int count_procs_with(const char *a, const char *b)
-{
-    DIR *d = opendir("/proc");
-    struct dirent *e;
-    int n = 0;
-
-    if (d == NULL)
-        return 0;
-    while ((e = readdir(d)) != NULL) {
-        char path[300], buf[4096], state = 0;
-        pid_t ppid;
-        size_t len;
-        FILE *f;
-        if (atoi(e->d_name) <= 0)
-            continue;
-        if (tu_proc_stat((pid_t)atoi(e->d_name), &ppid, &state, NULL) && state == 'Z')
-            continue;
-        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
-        if ((f = fopen(path, "r")) == NULL)
-            continue;
-        len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        for (size_t i = 0; i < len; i++)
-            if (buf[i] == '\0')
-                buf[i] = ' ';
-        buf[len] = '\0';
-        if (strstr(buf, a) != NULL && strstr(buf, b) != NULL)
-            n++;
-    }
-    closedir(d);
-    return n;
-}
-
 /* ---- the audit store, read in-process ------------------------------------ */
 
 static sqlite3 *store_open(void)
@@ -1888,9 +1854,9 @@ START_TEST(jig_abuse)
                               mb_reg(s.port, REG_STATION_STATE));
             /* the jig program and anything it started are gone */
             until = tu_now_s() + 2;
-            while (count_procs_with(jigdir, serial) > 0 && tu_now_s() < until)
+            while (tu_count_procs_with(jigdir, serial) > 0 && tu_now_s() < until)
                 tu_sleep_ms(10);
-            ck_assert_msg(count_procs_with(jigdir, serial) == 0,
+            ck_assert_msg(tu_count_procs_with(jigdir, serial) == 0,
                           "jig %s: a jig process for %s outlived its request", jc->name, serial);
         }
     }
