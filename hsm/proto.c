@@ -141,22 +141,82 @@ static int read_full(int fd, unsigned char *p, size_t n)
     return 0;
 }
 
+/* Checks a frame header and starts m with its type and id; *body is its body length. */
+static int start_frame(const unsigned char h[PROTO_HEADER], proto_msg_t *m, size_t *body)
+{
+    uint64_t n = get_be(h, 4);
+
+    if (n > PROTO_MAX_FRAME - PROTO_HEADER || get_be(h + 6, 2) != 0)
+        return LC_ERR_PROTOCOL;
+    proto_init(m, (uint16_t)get_be(h + 4, 2), (uint32_t)get_be(h + 8, 4));
+    if (grow(m, (size_t)n) != 0)
+        return LC_ERR_NOMEM;
+    *body = (size_t)n;
+    return LC_OK;
+}
+
 int proto_recv(int fd, proto_msg_t *m)
 {
     unsigned char h[PROTO_HEADER];
-    uint64_t body;
+    size_t body;
+    int ret;
 
     if (read_full(fd, h, sizeof h) != 0)
         return LC_ERR_IO;
-    body = get_be(h, 4);
-    if (body > PROTO_MAX_FRAME - PROTO_HEADER || get_be(h + 6, 2) != 0)
-        return LC_ERR_PROTOCOL;
-    proto_init(m, (uint16_t)get_be(h + 4, 2), (uint32_t)get_be(h + 8, 4));
-    if (grow(m, (size_t)body) != 0)
-        return LC_ERR_NOMEM;
-    if (read_full(fd, m->buf + PROTO_HEADER, (size_t)body) != 0)
+    if ((ret = start_frame(h, m, &body)) != LC_OK)
+        return ret;
+    if (read_full(fd, m->buf + PROTO_HEADER, body) != 0)
         return LC_ERR_IO;
-    m->len = PROTO_HEADER + (size_t)body;
+    m->len = PROTO_HEADER + body;
+    return LC_OK;
+}
+
+void proto_reader_init(proto_reader_t *r, int fd)
+{
+    r->fd = fd;
+    r->start = r->end = 0;
+}
+
+/* Makes at least n bytes available at r->buf + r->start.  -1 at EOF (errno 0) or error. */
+static int fill(proto_reader_t *r, size_t n)
+{
+    if (r->end - r->start >= n)
+        return 0;
+    memmove(r->buf, r->buf + r->start, r->end - r->start);
+    r->end -= r->start;
+    r->start = 0;
+    while (r->end < n) {
+        ssize_t got = read(r->fd, r->buf + r->end, sizeof r->buf - r->end);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got == 0)
+            errno = 0;
+        if (got <= 0)
+            return -1;
+        r->end += (size_t)got;
+    }
+    return 0;
+}
+
+int proto_read(proto_reader_t *r, proto_msg_t *m)
+{
+    size_t body, have;
+    int ret;
+
+    if (fill(r, PROTO_HEADER) != 0)
+        return LC_ERR_IO;
+    if ((ret = start_frame(r->buf + r->start, m, &body)) != LC_OK)
+        return ret;
+    r->start += PROTO_HEADER;
+    /* A body that fits the buffer is read with the frames after it; a larger one directly. */
+    if (body <= sizeof r->buf && fill(r, body) != 0)
+        return LC_ERR_IO;
+    have = r->end - r->start < body ? r->end - r->start : body;
+    memcpy(m->buf + PROTO_HEADER, r->buf + r->start, have);
+    r->start += have;
+    if (have < body && read_full(r->fd, m->buf + PROTO_HEADER + have, body - have) != 0)
+        return LC_ERR_IO;
+    m->len = PROTO_HEADER + body;
     return LC_OK;
 }
 

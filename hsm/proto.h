@@ -118,6 +118,22 @@ int proto_send(int fd, proto_msg_t *m);
 int proto_recv(int fd, proto_msg_t *m);
 
 /*
+ * A buffered frame reader for a stream that only it reads: one read() takes
+ * in every frame the peer has written so far, instead of two read()s per
+ * frame.  Embed it (no allocation); there is nothing to free.
+ */
+typedef struct proto_reader {
+    int fd;
+    size_t start, end;            /* unread bytes are buf[start..end) */
+    unsigned char buf[64 * 1024]; /* a larger frame's body is read past it */
+} proto_reader_t;
+
+void proto_reader_init(proto_reader_t *r, int fd);
+
+/* Like proto_recv(), from r's buffer first.  The same return values and errno at EOF. */
+int proto_read(proto_reader_t *r, proto_msg_t *m);
+
+/*
  * Iterates the fields of a received message: *pos starts at 0.  Returns 1
  * with *f filled, 0 at the end, -1 if a field overruns the body.
  */

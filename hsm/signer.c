@@ -1071,9 +1071,9 @@ static int do_bench_sign(int fd, const proto_msg_t *m)
 
 int main(int argc, char **argv)
 {
+    static proto_reader_t in; /* 64 KiB: not on the stack */
     proto_msg_t m = {0};
     int fd = SIGNER_FD, ret;
-
     pthread_t *workers;
 
     S.threads = 1;
@@ -1114,8 +1114,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < S.threads; i++)
         if (pthread_create(&workers[i], NULL, worker, NULL) != 0)
             die("cannot start signing threads");
+    proto_reader_init(&in, fd);
     for (;;) {
-        ret = proto_recv(fd, &m);
+        ret = proto_read(&in, &m);
         if (ret == LC_ERR_IO && errno == 0)
             break; /* the station closed the socket: orderly exit */
         if (ret != LC_OK)
