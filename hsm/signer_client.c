@@ -23,6 +23,10 @@
 struct pending {
     uint32_t id;
     proto_msg_t *resp;
+    signer_result_t *res; /* an issuance: the reader parses the reply into it */
+    signer_then_fn then;  /* and may hand it on (see signer_client_issue_then) */
+    void *then_ctx;
+    int malformed; /* res could not be parsed from the reply */
     int failed;
     /*
      * Posted when the reply is in *resp (or failed is set), after the reader
@@ -39,16 +43,19 @@ struct pending {
  * that request id.  If the signer dies, every waiter is released with
  * LC_ERR_SIGNER and the client stays dead (the owner starts a new one).
  */
+#define PENDING_BUCKETS 256 /* a reply finds its caller among a few, not among all in flight */
+
 struct signer_client {
     int fd;
     pid_t pid;
     pthread_mutex_t mu; /* pending, next_id, dead */
     pthread_mutex_t send_mu;
-    struct pending *pending;
+    struct pending *pending[PENDING_BUCKETS]; /* by request id: ids are consecutive */
     uint32_t next_id;
     int dead;
     pthread_t reader;
     int reader_started;
+    proto_reader_t in;           /* the reader thread's */
     signer_observer_fn observer; /* set before the first request; read by the reader */
     void *observer_ctx;
 };
@@ -98,12 +105,12 @@ void signer_client_observe(signer_client_t *c, signer_observer_fn fn, void *ctx)
     pthread_mutex_unlock(&c->mu);
 }
 
-/* Takes the entry for id off the pending list; NULL if nobody waits for it. Under c->mu. */
+/* Takes the entry for id off the pending lists; NULL if nobody waits for it. Under c->mu. */
 static struct pending *take_pending(signer_client_t *c, uint32_t id)
 {
     struct pending **pp, *p;
 
-    for (pp = &c->pending; *pp != NULL && (*pp)->id != id; pp = &(*pp)->next)
+    for (pp = &c->pending[id % PENDING_BUCKETS]; *pp != NULL && (*pp)->id != id; pp = &(*pp)->next)
         ;
     if ((p = *pp) != NULL)
         *pp = p->next;
@@ -116,8 +123,9 @@ static void *reader_main(void *arg)
     proto_msg_t m = {0};
     struct pending *p, *next;
 
+    proto_reader_init(&c->in, c->fd);
     for (;;) {
-        if (proto_recv(c->fd, &m) != LC_OK)
+        if (proto_read(&c->in, &m) != LC_OK)
             break;
         observe(c, &m);
         pthread_mutex_lock(&c->mu);
@@ -127,6 +135,10 @@ static void *reader_main(void *arg)
             proto_msg_t tmp = *p->resp;
             *p->resp = m;
             m = tmp;
+            if (p->res != NULL && signer_client_result(p->resp, p->res) != LC_OK)
+                p->malformed = 1;
+            else if (p->then != NULL && p->then(p->then_ctx, p->res, &p->done))
+                continue;       /* p is the hook's now: it posts done, we touch nothing */
             sem_post(&p->done); /* p belongs to its caller again */
         }
     }
@@ -136,14 +148,15 @@ static void *reader_main(void *arg)
     pthread_mutex_lock(&c->mu);
     c->pid = -1;
     c->dead = 1;
-    p = c->pending;
-    c->pending = NULL;
-    pthread_mutex_unlock(&c->mu);
-    for (; p != NULL; p = next) {
-        next = p->next;
-        p->failed = 1;
-        sem_post(&p->done);
+    for (size_t b = 0; b < PENDING_BUCKETS; b++) {
+        for (p = c->pending[b]; p != NULL; p = next) {
+            next = p->next; /* a posted entry belongs to its caller again */
+            p->failed = 1;
+            sem_post(&p->done);
+        }
+        c->pending[b] = NULL;
     }
+    pthread_mutex_unlock(&c->mu);
     proto_free(&m);
     return NULL;
 }
@@ -247,14 +260,18 @@ pid_t signer_client_pid(const signer_client_t *c)
     return c->pid;
 }
 
-int signer_client_call(signer_client_t *c, proto_msg_t *m, proto_msg_t *resp, char *err,
-                       size_t errlen)
+/* signer_client_call(), with the reply parsed into res (and handed to then) when res is set. */
+static int call(signer_client_t *c, proto_msg_t *m, proto_msg_t *resp, signer_result_t *res,
+                signer_then_fn then, void *then_ctx, char *err, size_t errlen)
 {
     struct pending p;
     int ret, queued;
 
     memset(&p, 0, sizeof p);
     p.resp = resp;
+    p.res = res;
+    p.then = then;
+    p.then_ctx = then_ctx;
     sem_init(&p.done, 0, 0);
     pthread_mutex_lock(&c->mu);
     if (c->dead) {
@@ -265,8 +282,8 @@ int signer_client_call(signer_client_t *c, proto_msg_t *m, proto_msg_t *resp, ch
     p.id = m->id = c->next_id++;
     if (c->next_id == 0)
         c->next_id = 1;
-    p.next = c->pending;
-    c->pending = &p;
+    p.next = c->pending[p.id % PENDING_BUCKETS];
+    c->pending[p.id % PENDING_BUCKETS] = &p;
     pthread_mutex_unlock(&c->mu);
 
     pthread_mutex_lock(&c->send_mu);
@@ -289,7 +306,15 @@ int signer_client_call(signer_client_t *c, proto_msg_t *m, proto_msg_t *resp, ch
         return lc_seterr(LC_ERR_SIGNER, err, errlen, "request too large or out of memory");
     if (p.failed || ret != LC_OK)
         return lc_seterr(LC_ERR_SIGNER, err, errlen, "signer exited or crashed");
+    if (p.malformed)
+        return lc_seterr(LC_ERR_SIGNER, err, errlen, "malformed reply from the signer");
     return LC_OK;
+}
+
+int signer_client_call(signer_client_t *c, proto_msg_t *m, proto_msg_t *resp, char *err,
+                       size_t errlen)
+{
+    return call(c, m, resp, NULL, NULL, NULL, err, errlen);
 }
 
 int signer_client_result(const proto_msg_t *resp, signer_result_t *res)
@@ -388,11 +413,13 @@ int signer_client_configure(signer_client_t *c, const signer_conf_t *conf, char 
     return ret;
 }
 
-int signer_client_issue(signer_client_t *c, const char *line, const unsigned char *csr,
-                        size_t csr_len, const unsigned char serial[16], int64_t not_before,
-                        int64_t not_after, signer_result_t *res)
+int signer_client_issue_then(signer_client_t *c, const char *line, const unsigned char *csr,
+                             size_t csr_len, const unsigned char serial[16], int64_t not_before,
+                             int64_t not_after, signer_result_t *res, signer_then_fn then,
+                             void *ctx)
 {
     proto_msg_t m = {0}, r = {0};
+    char err[sizeof res->detail];
     int ret;
 
     memset(res, 0, sizeof *res);
@@ -402,19 +429,25 @@ int signer_client_issue(signer_client_t *c, const char *line, const unsigned cha
     proto_put(&m, T_SERIAL, serial, 16);
     proto_put_i64(&m, T_NOT_BEFORE, not_before);
     proto_put_i64(&m, T_NOT_AFTER, not_after);
-    ret = signer_client_call(c, &m, &r, res->detail, sizeof res->detail);
-    if (ret == LC_OK) {
-        ret = signer_client_result(&r, res);
-        if (ret != LC_OK)
-            lc_seterr(ret, res->detail, sizeof res->detail, "malformed reply from the signer");
-    }
+    ret = call(c, &m, &r, res, then, ctx, err, sizeof err);
     if (ret != LC_OK) {
+        free(res->der);
+        memset(res, 0, sizeof *res);
         res->kind = PROTO_ERROR;
         res->err = LC_ERR_SIGNER;
+        snprintf(res->detail, sizeof res->detail, "%s", err);
     }
     proto_free(&m);
     proto_free(&r);
     return ret;
+}
+
+int signer_client_issue(signer_client_t *c, const char *line, const unsigned char *csr,
+                        size_t csr_len, const unsigned char serial[16], int64_t not_before,
+                        int64_t not_after, signer_result_t *res)
+{
+    return signer_client_issue_then(c, line, csr, csr_len, serial, not_before, not_after, res, NULL,
+                                    NULL);
 }
 
 int signer_client_status(signer_client_t *c, uint64_t *signatures, int *hsm_ok, char *err,

@@ -11,6 +11,7 @@
 
 #include "proto.h"
 
+#include <semaphore.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -92,6 +93,26 @@ int signer_client_configure(signer_client_t *c, const signer_conf_t *conf, char 
 int signer_client_issue(signer_client_t *c, const char *line, const unsigned char *csr,
                         size_t csr_len, const unsigned char serial[16], int64_t not_before,
                         int64_t not_after, signer_result_t *res);
+
+/*
+ * A hook for the caller's next step after the signer's reply, run by the
+ * client's reader thread: res is the parsed reply (any kind).  It returns 0,
+ * and the reader wakes the caller; or it hands the rest of the caller's work
+ * to another thread and returns non-zero, having taken `done`, which that
+ * thread must sem_post() when it has finished: the caller then wakes once,
+ * not once per stage.  It runs on the one reader thread: it must not block.
+ */
+typedef int (*signer_then_fn)(void *ctx, signer_result_t *res, sem_t *done);
+
+/*
+ * signer_client_issue(), with then(ctx, res, done) called on the reply (if
+ * one comes) before the caller is woken.  Returns when the reply is in *res
+ * and, if then took `done`, its work is done.
+ */
+int signer_client_issue_then(signer_client_t *c, const char *line, const unsigned char *csr,
+                             size_t csr_len, const unsigned char serial[16], int64_t not_before,
+                             int64_t not_after, signer_result_t *res, signer_then_fn then,
+                             void *ctx);
 
 /*
  * Sends a prepared request m (its id is assigned here) and waits for the

@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,12 +19,13 @@ struct wjob {
     char *serial_ack; /* an ack job: no entries */
     int ret;
     char err[256];
+    writer_result_t *out; /* an append: where the outcome goes */
     /*
-     * Posted once the job is done.  A semaphore, not a condition variable
-     * under the queue's mutex: the woken caller does not then queue up behind
-     * the writer for that mutex (one futex wake per caller, nothing else).
+     * Posted once the outcome is in *out.  A semaphore, not a condition
+     * variable under the queue's mutex: the woken caller does not then queue
+     * up behind the writer for that mutex (one futex wake, nothing else).
      */
-    sem_t done;
+    sem_t *done;
     struct wjob *next;
 };
 
@@ -117,13 +117,14 @@ static void *writer_main(void *arg)
         }
 
         for (j = list; j != NULL; j = next) {
-            next = j->next; /* a posted job belongs to its caller again: read nothing after */
-            if (j->serial_ack != NULL) { /* nobody waits for an ack */
-                free(j->serial_ack);
-                free(j);
-            } else {
-                sem_post(&j->done);
+            next = j->next;
+            if (j->out != NULL) {
+                j->out->ret = j->ret;
+                memcpy(j->out->err, j->err, sizeof j->out->err);
+                sem_post(j->done); /* the entries belong to their caller again */
             }
+            free(j->serial_ack); /* nobody waits for an ack */
+            free(j);
         }
         pthread_mutex_lock(&w->mu);
     }
@@ -178,27 +179,41 @@ static void enqueue(writer_t *w, struct wjob *j)
     pthread_cond_signal(&w->work);
 }
 
+int writer_submit(writer_t *w, audit_entry_t *entries, size_t n, writer_result_t *out, sem_t *done)
+{
+    struct wjob *j;
+
+    if (n == 0 || n > MAX_BATCH)
+        return out->ret = lc_seterr(LC_ERR_AUDIT, out->err, sizeof out->err,
+                                    "%zu entries at once (1 to %d)", n, MAX_BATCH);
+    if ((j = calloc(1, sizeof *j)) == NULL)
+        return out->ret = lc_seterr(LC_ERR_AUDIT, out->err, sizeof out->err,
+                                    "audit writer: out of memory");
+    j->entries = entries;
+    j->n = n;
+    j->out = out;
+    j->done = done;
+    pthread_mutex_lock(&w->mu);
+    enqueue(w, j);
+    pthread_mutex_unlock(&w->mu);
+    return LC_OK;
+}
+
 int writer_append(writer_t *w, audit_entry_t *entries, size_t n, char *err, size_t errlen)
 {
-    struct wjob j;
+    writer_result_t r;
+    sem_t done;
 
     if (n == 0)
         return LC_OK;
-    if (n > MAX_BATCH)
-        return lc_seterr(LC_ERR_AUDIT, err, errlen, "more than %d entries at once", MAX_BATCH);
-    memset(&j, 0, sizeof j);
-    j.entries = entries;
-    j.n = n;
-    sem_init(&j.done, 0, 0);
-    pthread_mutex_lock(&w->mu);
-    enqueue(w, &j);
-    pthread_mutex_unlock(&w->mu);
-    while (sem_wait(&j.done) != 0 && errno == EINTR)
-        ;
-    sem_destroy(&j.done);
-    if (j.ret != LC_OK)
-        lc_seterr(j.ret, err, errlen, "%s", j.err);
-    return j.ret;
+    sem_init(&done, 0, 0);
+    if (writer_submit(w, entries, n, &r, &done) == LC_OK)
+        while (sem_wait(&done) != 0 && errno == EINTR)
+            ;
+    sem_destroy(&done);
+    if (r.ret != LC_OK)
+        lc_seterr(r.ret, err, errlen, "%s", r.err);
+    return r.ret;
 }
 
 void writer_ack(writer_t *w, const char *serial)

@@ -13,6 +13,7 @@
 
 #include "audit.h"
 
+#include <semaphore.h>
 #include <stddef.h>
 
 typedef struct writer writer_t;
@@ -33,6 +34,20 @@ void writer_stop(writer_t *w);
  * caller's entries in the same batch never fails these.
  */
 int writer_append(writer_t *w, audit_entry_t *entries, size_t n, char *err, size_t errlen);
+
+/* The outcome of a writer_submit(). */
+typedef struct writer_result {
+    int ret;       /* writer_append()'s return value */
+    char err[256]; /* its message when ret is not LC_OK */
+} writer_result_t;
+
+/*
+ * writer_append() without the wait: queues entries (which must stay valid
+ * and untouched until then) and returns at once; when their transaction has
+ * committed (or failed), fills *out and sem_post()s done.  Returns LC_OK, or
+ * LC_ERR_AUDIT with out->err set if nothing was queued (done is not posted).
+ */
+int writer_submit(writer_t *w, audit_entry_t *entries, size_t n, writer_result_t *out, sem_t *done);
 
 /* Queues "the PLC acknowledged serial" (audit_mark_acked); does not wait. */
 void writer_ack(writer_t *w, const char *serial);

@@ -491,7 +491,9 @@ START_TEST(end_to_end_with_real_signer)
                  "sed -i 's/^\\[station\\]$/[station]\\ncheckpoint_every = 50/' %s/station.ini",
                  dir);
     ck_assert_int_eq(rc, 0);
-    rc = tu_runf(&out, NULL, "%s bench --config %s/station.ini --line 1 --count 300 --threads 2",
+    /* 8 in flight: checkpoints every 50 signatures, give or take those 8 (docs/audit.md). */
+    rc = tu_runf(&out, NULL,
+                 "%s bench --config %s/station.ini --line 1 --count 300 --threads 2 --clients 8",
                  lc, dir);
     ck_assert_msg(rc == 0, "bench failed: %s", out);
     free(out);
