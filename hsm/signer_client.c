@@ -37,14 +37,14 @@ struct pending {
     struct pending *next;
 };
 
+#define PENDING_BUCKETS 256 /* a reply finds its caller among a few, not among all in flight */
+
 /*
  * Many threads may call at once: frames are written whole under send_mu;
  * one reader thread takes every reply and hands it to the caller waiting for
  * that request id.  If the signer dies, every waiter is released with
  * LC_ERR_SIGNER and the client stays dead (the owner starts a new one).
  */
-#define PENDING_BUCKETS 256 /* a reply finds its caller among a few, not among all in flight */
-
 struct signer_client {
     int fd;
     pid_t pid;
