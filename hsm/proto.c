@@ -155,22 +155,6 @@ static int start_frame(const unsigned char h[PROTO_HEADER], proto_msg_t *m, size
     return LC_OK;
 }
 
-int proto_recv(int fd, proto_msg_t *m)
-{
-    unsigned char h[PROTO_HEADER];
-    size_t body;
-    int ret;
-
-    if (read_full(fd, h, sizeof h) != 0)
-        return LC_ERR_IO;
-    if ((ret = start_frame(h, m, &body)) != LC_OK)
-        return ret;
-    if (read_full(fd, m->buf + PROTO_HEADER, body) != 0)
-        return LC_ERR_IO;
-    m->len = PROTO_HEADER + body;
-    return LC_OK;
-}
-
 void proto_reader_init(proto_reader_t *r, int fd)
 {
     r->fd = fd;

@@ -112,15 +112,9 @@ void proto_put_i64(proto_msg_t *m, uint16_t tag, int64_t v);
 int proto_send(int fd, proto_msg_t *m);
 
 /*
- * Reads one frame from fd into m.  Returns LC_OK, LC_ERR_IO (EOF or read
- * error; EOF sets errno to 0) or LC_ERR_PROTOCOL (bad header or oversize).
- */
-int proto_recv(int fd, proto_msg_t *m);
-
-/*
- * A buffered frame reader for a stream that only it reads: one read() takes
- * in every frame the peer has written so far, instead of two read()s per
- * frame.  Embed it (no allocation); there is nothing to free.
+ * The frame reader of a stream that only it reads: one read() takes in
+ * every frame the peer has written so far, not two read()s per frame.
+ * Embed it (no allocation); there is nothing to free.
  */
 typedef struct proto_reader {
     int fd;
@@ -130,7 +124,11 @@ typedef struct proto_reader {
 
 void proto_reader_init(proto_reader_t *r, int fd);
 
-/* Like proto_recv(), from r's buffer first.  The same return values and errno at EOF. */
+/*
+ * Reads the next frame into m (reusing m's buffer).  Returns LC_OK, LC_ERR_IO
+ * (EOF or read error; EOF sets errno to 0) or LC_ERR_PROTOCOL (bad header or
+ * oversize; the stream cannot be resynchronised).
+ */
 int proto_read(proto_reader_t *r, proto_msg_t *m);
 
 /*

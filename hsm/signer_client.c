@@ -24,7 +24,7 @@ struct pending {
     uint32_t id;
     proto_msg_t *resp;
     signer_result_t *res; /* an issuance: the reader parses the reply into it */
-    signer_then_fn then;  /* and may hand it on (see signer_client_issue_then) */
+    signer_then_fn then;  /* and may hand it on (see signer_client_issue) */
     void *then_ctx;
     int malformed; /* res could not be parsed from the reply */
     int failed;
@@ -413,10 +413,9 @@ int signer_client_configure(signer_client_t *c, const signer_conf_t *conf, char 
     return ret;
 }
 
-int signer_client_issue_then(signer_client_t *c, const char *line, const unsigned char *csr,
-                             size_t csr_len, const unsigned char serial[16], int64_t not_before,
-                             int64_t not_after, signer_result_t *res, signer_then_fn then,
-                             void *ctx)
+int signer_client_issue(signer_client_t *c, const char *line, const unsigned char *csr,
+                        size_t csr_len, const unsigned char serial[16], int64_t not_before,
+                        int64_t not_after, signer_result_t *res, signer_then_fn then, void *ctx)
 {
     proto_msg_t m = {0}, r = {0};
     char err[sizeof res->detail];
@@ -440,14 +439,6 @@ int signer_client_issue_then(signer_client_t *c, const char *line, const unsigne
     proto_free(&m);
     proto_free(&r);
     return ret;
-}
-
-int signer_client_issue(signer_client_t *c, const char *line, const unsigned char *csr,
-                        size_t csr_len, const unsigned char serial[16], int64_t not_before,
-                        int64_t not_after, signer_result_t *res)
-{
-    return signer_client_issue_then(c, line, csr, csr_len, serial, not_before, not_after, res, NULL,
-                                    NULL);
 }
 
 int signer_client_status(signer_client_t *c, uint64_t *signatures, int *hsm_ok, char *err,

@@ -86,15 +86,6 @@ int signer_client_configure(signer_client_t *c, const signer_conf_t *conf, char 
                             size_t errlen);
 
 /*
- * Asks for a leaf certificate.  Returns LC_OK with *res filled (kind says
- * CERT, REFUSED or ERROR), or LC_ERR_SIGNER if the signer is gone or broke
- * the protocol.  Release res->der with free().
- */
-int signer_client_issue(signer_client_t *c, const char *line, const unsigned char *csr,
-                        size_t csr_len, const unsigned char serial[16], int64_t not_before,
-                        int64_t not_after, signer_result_t *res);
-
-/*
  * A hook for the caller's next step after the signer's reply, run by the
  * client's reader thread: res is the parsed reply (any kind).  It returns 0,
  * and the reader wakes the caller; or it hands the rest of the caller's work
@@ -105,14 +96,15 @@ int signer_client_issue(signer_client_t *c, const char *line, const unsigned cha
 typedef int (*signer_then_fn)(void *ctx, signer_result_t *res, sem_t *done);
 
 /*
- * signer_client_issue(), with then(ctx, res, done) called on the reply (if
- * one comes) before the caller is woken.  Returns when the reply is in *res
- * and, if then took `done`, its work is done.
+ * Asks for a leaf certificate.  If then is not NULL, then(ctx, res, done) is
+ * called on the reply before the caller is woken.  Returns, once the reply
+ * is in *res and any work then took over is done, LC_OK with *res filled
+ * (kind says CERT, REFUSED or ERROR), or LC_ERR_SIGNER if the signer is gone
+ * or broke the protocol (then was not called).  Release res->der with free().
  */
-int signer_client_issue_then(signer_client_t *c, const char *line, const unsigned char *csr,
-                             size_t csr_len, const unsigned char serial[16], int64_t not_before,
-                             int64_t not_after, signer_result_t *res, signer_then_fn then,
-                             void *ctx);
+int signer_client_issue(signer_client_t *c, const char *line, const unsigned char *csr,
+                        size_t csr_len, const unsigned char serial[16], int64_t not_before,
+                        int64_t not_after, signer_result_t *res, signer_then_fn then, void *ctx);
 
 /*
  * Sends a prepared request m (its id is assigned here) and waits for the

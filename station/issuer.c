@@ -991,8 +991,8 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
     x.wr.ret = LC_ERR_AUDIT; /* until the writer says otherwise, nothing is released */
     snprintf(x.wr.err, sizeof x.wr.err, "the certificate's row was not written");
     sc = signer_get(is);
-    if (sc == NULL || signer_client_issue_then(sc, req->line, der, der_len, serial, nb, na, &sr,
-                                               issued, &x) == LC_ERR_SIGNER) {
+    if (sc == NULL || signer_client_issue(sc, req->line, der, der_len, serial, nb, na, &sr, issued,
+                                          &x) == LC_ERR_SIGNER) {
         /* The signer died (or never started): start a new one and ask once more. */
         char why[200] = "";
         free(sr.der);
@@ -1003,7 +1003,7 @@ int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)
             sr.err = LC_ERR_SIGNER;
             snprintf(sr.detail, sizeof sr.detail, "signer restart failed: %s", why);
         } else {
-            signer_client_issue_then(sc, req->line, der, der_len, serial, nb, na, &sr, issued, &x);
+            signer_client_issue(sc, req->line, der, der_len, serial, nb, na, &sr, issued, &x);
         }
     }
     signer_put(is, sc);

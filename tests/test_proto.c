@@ -36,15 +36,6 @@ static void setup(void)
     proto_reader_init(&rd, sv[1]);
 }
 
-/*
- * Receives one frame on sv[1]: the frame tests run once with proto_recv()
- * (_i 0) and once with the buffered proto_read() (_i 1), which must agree.
- */
-static int rx(int buffered, proto_msg_t *r)
-{
-    return buffered ? proto_read(&rd, r) : proto_recv(sv[1], r);
-}
-
 static void teardown(void)
 {
     if (sv[0] >= 0)
@@ -108,7 +99,7 @@ START_TEST(test_round_trip_fields)
     proto_put(&m, T_DETAIL, NULL, 0);
     proto_put_i64(&m, T_NOT_AFTER, INT64_MAX);
     ck_assert_int_eq(proto_send(sv[0], &m), LC_OK);
-    ck_assert_int_eq(rx(_i, &r), LC_OK);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_OK);
     ck_assert_uint_eq(r.type, PROTO_ISSUE);
     ck_assert_uint_eq(r.id, 0xdeadbeef);
     ck_assert_uint_eq(r.len, m.len);
@@ -182,7 +173,7 @@ START_TEST(test_empty_message)
 
     proto_init(&m, PROTO_STATUS, 7);
     ck_assert_int_eq(proto_send(sv[0], &m), LC_OK);
-    ck_assert_int_eq(rx(_i, &r), LC_OK);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_OK);
     ck_assert_uint_eq(r.type, PROTO_STATUS);
     ck_assert_uint_eq(r.id, 7);
     ck_assert_uint_eq(r.len, PROTO_HEADER);
@@ -207,7 +198,7 @@ START_TEST(test_back_to_back_messages_keep_boundaries)
     }
     for (uint32_t i = 1; i <= 3; i++) {
         uint32_t k = 0;
-        ck_assert_int_eq(rx(_i, &r), LC_OK); /* reuses r's buffer */
+        ck_assert_int_eq(proto_read(&rd, &r), LC_OK); /* reuses r's buffer */
         ck_assert_uint_eq(r.id, i);
         pos = 0;
         while (proto_next(&r, &pos, &f) == 1) {
@@ -252,7 +243,7 @@ START_TEST(test_largest_frame_round_trips)
     ck_assert_int_eq(m.failed, 0);
     ck_assert_uint_eq(m.len, PROTO_MAX_FRAME);
     ck_assert_int_eq(pthread_create(&th, NULL, sender, &bs), 0);
-    ck_assert_int_eq(rx(_i, &r), LC_OK);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_OK);
     ck_assert_int_eq(pthread_join(th, NULL), 0);
     ck_assert_int_eq(bs.rc, LC_OK);
     ck_assert_int_eq(proto_next(&r, &pos, &f), 1);
@@ -370,10 +361,11 @@ START_TEST(test_oversize_header_is_protocol_error)
 
     header(h, PROTO_MAX_FRAME - PROTO_HEADER + 1, PROTO_CERT, 0, 1);
     write_all(sv[0], h, sizeof h);
-    ck_assert_int_eq(rx(_i, &r), LC_ERR_PROTOCOL);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_ERR_PROTOCOL);
+    proto_reader_init(&rd, sv[1]); /* a refused header is not consumed: start a new stream */
     header(h, 0xffffffffu, PROTO_CERT, 0, 2);
     write_all(sv[0], h, sizeof h);
-    ck_assert_int_eq(rx(_i, &r), LC_ERR_PROTOCOL);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_ERR_PROTOCOL);
     proto_free(&r);
 }
 END_TEST
@@ -385,9 +377,10 @@ START_TEST(test_reserved_bytes_are_protocol_error)
     proto_msg_t r = {0};
 
     for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        proto_reader_init(&rd, sv[1]); /* a refused header is not consumed: a new stream each */
         header(h, 0, PROTO_OK, reserved[i], 1);
         write_all(sv[0], h, sizeof h);
-        ck_assert_int_eq(rx(_i, &r), LC_ERR_PROTOCOL);
+        ck_assert_int_eq(proto_read(&rd, &r), LC_ERR_PROTOCOL);
     }
     proto_free(&r);
 }
@@ -399,7 +392,7 @@ START_TEST(test_eof_is_io_error_with_errno_0)
 
     close_sender();
     errno = EINVAL;
-    ck_assert_int_eq(rx(_i, &r), LC_ERR_IO);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_ERR_IO);
     ck_assert_int_eq(errno, 0);
     proto_free(&r);
 }
@@ -413,7 +406,7 @@ START_TEST(test_eof_inside_header_is_io_error)
     write_all(sv[0], part, sizeof part);
     close_sender();
     errno = EINVAL;
-    ck_assert_int_eq(rx(_i, &r), LC_ERR_IO);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_ERR_IO);
     ck_assert_int_eq(errno, 0);
     proto_free(&r);
 }
@@ -429,7 +422,7 @@ START_TEST(test_eof_inside_body_is_io_error)
     write_all(sv[0], "0123456789", 10);
     close_sender();
     errno = EINVAL;
-    ck_assert_int_eq(rx(_i, &r), LC_ERR_IO);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_ERR_IO);
     ck_assert_int_eq(errno, 0);
     proto_free(&r);
 }
@@ -447,7 +440,7 @@ START_TEST(test_field_overrunning_body)
     header(h, sizeof body, PROTO_ISSUE, 0, 1);
     write_all(sv[0], h, sizeof h);
     write_all(sv[0], body, sizeof body);
-    ck_assert_int_eq(rx(_i, &r), LC_OK);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_OK);
     ck_assert_int_eq(proto_next(&r, &pos, &f), -1);
     proto_free(&r);
 }
@@ -467,7 +460,7 @@ START_TEST(test_field_overrun_after_good_field)
     header(h, sizeof body, PROTO_ISSUE, 0, 1);
     write_all(sv[0], h, sizeof h);
     write_all(sv[0], body, sizeof body);
-    ck_assert_int_eq(rx(_i, &r), LC_OK);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_OK);
     ck_assert_int_eq(proto_next(&r, &pos, &f), 1);
     ck_assert_uint_eq(f.tag, T_LINE);
     ck_assert_int_eq(proto_next(&r, &pos, &f), -1);
@@ -486,7 +479,7 @@ START_TEST(test_truncated_field_header)
     header(h, sizeof body, PROTO_ISSUE, 0, 1);
     write_all(sv[0], h, sizeof h);
     write_all(sv[0], body, sizeof body);
-    ck_assert_int_eq(rx(_i, &r), LC_OK);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_OK);
     ck_assert_int_eq(proto_next(&r, &pos, &f), -1);
     proto_free(&r);
 }
@@ -723,12 +716,12 @@ static void *finish_later(void *arg)
 }
 
 /*
- * signer_client_issue_then(): the hook runs on the reader thread with the
+ * signer_client_issue(): the hook runs on the reader thread with the
  * parsed reply; when it takes `done`, the caller wakes only when the thread
  * it handed the work to posts it; a refusal wakes the caller at once; a
  * malformed reply never reaches the hook and is the signer's fault.
  */
-START_TEST(test_issue_then_hands_the_wake_over)
+START_TEST(test_issue_hook_hands_the_wake_over)
 {
     char *dir = tu_mkdtemp("proto"), *program, err[300];
     static const unsigned char serial[16] = {1};
@@ -747,8 +740,8 @@ START_TEST(test_issue_then_hands_the_wake_over)
     sem_init(&p.taken, 0, 0);
     ck_assert_int_eq(pthread_create(&th, NULL, finish_later, &p), 0);
     t0 = tu_now_s();
-    ck_assert_int_eq(
-        signer_client_issue_then(c, "cert", serial, 1, serial, 0, 1, &res, probe_then, &p), LC_OK);
+    ck_assert_int_eq(signer_client_issue(c, "cert", serial, 1, serial, 0, 1, &res, probe_then, &p),
+                     LC_OK);
     ck_assert_msg(p.finished, "woken before the work the hook handed over was done");
     ck_assert_double_ge(tu_now_s() - t0, 0.15);
     ck_assert_int_eq(pthread_join(th, NULL), 0);
@@ -763,15 +756,14 @@ START_TEST(test_issue_then_hands_the_wake_over)
     p.caller = pthread_self();
     sem_init(&p.taken, 0, 0);
     ck_assert_int_eq(
-        signer_client_issue_then(c, "refuse", serial, 1, serial, 0, 1, &res, probe_then, &p),
-        LC_OK);
+        signer_client_issue(c, "refuse", serial, 1, serial, 0, 1, &res, probe_then, &p), LC_OK);
     ck_assert_int_eq(p.calls, 1);
     ck_assert_int_eq(res.kind, PROTO_REFUSED);
     ck_assert_int_eq(res.reason, 7);
 
     memset(&p, 0, sizeof p);
     ck_assert_int_eq(
-        signer_client_issue_then(c, "garble", serial, 1, serial, 0, 1, &res, probe_then, &p),
+        signer_client_issue(c, "garble", serial, 1, serial, 0, 1, &res, probe_then, &p),
         LC_ERR_SIGNER);
     ck_assert_int_eq(p.calls, 0);
     ck_assert_int_eq(res.kind, PROTO_ERROR);
@@ -792,26 +784,26 @@ static Suite *proto_suite(void)
 
     tc = tcase_create("frames");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_loop_test(tc, test_round_trip_fields, 0, 2);
+    tcase_add_test(tc, test_round_trip_fields);
     tcase_add_test(tc, test_wire_format);
-    tcase_add_loop_test(tc, test_empty_message, 0, 2);
-    tcase_add_loop_test(tc, test_back_to_back_messages_keep_boundaries, 0, 2);
-    tcase_add_loop_test(tc, test_largest_frame_round_trips, 0, 2);
+    tcase_add_test(tc, test_empty_message);
+    tcase_add_test(tc, test_back_to_back_messages_keep_boundaries);
+    tcase_add_test(tc, test_largest_frame_round_trips);
     tcase_add_test(tc, test_oversize_message_is_not_sent);
-    tcase_add_loop_test(tc, test_oversize_header_is_protocol_error, 0, 2);
-    tcase_add_loop_test(tc, test_reserved_bytes_are_protocol_error, 0, 2);
-    tcase_add_loop_test(tc, test_eof_is_io_error_with_errno_0, 0, 2);
-    tcase_add_loop_test(tc, test_eof_inside_header_is_io_error, 0, 2);
-    tcase_add_loop_test(tc, test_eof_inside_body_is_io_error, 0, 2);
+    tcase_add_test(tc, test_oversize_header_is_protocol_error);
+    tcase_add_test(tc, test_reserved_bytes_are_protocol_error);
+    tcase_add_test(tc, test_eof_is_io_error_with_errno_0);
+    tcase_add_test(tc, test_eof_inside_header_is_io_error);
+    tcase_add_test(tc, test_eof_inside_body_is_io_error);
     tcase_add_test(tc, test_send_to_closed_peer_is_io_error);
     tcase_add_test(tc, test_buffered_reader_keeps_frames_whole);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("fields");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_add_loop_test(tc, test_field_overrunning_body, 0, 2);
-    tcase_add_loop_test(tc, test_field_overrun_after_good_field, 0, 2);
-    tcase_add_loop_test(tc, test_truncated_field_header, 0, 2);
+    tcase_add_test(tc, test_field_overrunning_body);
+    tcase_add_test(tc, test_field_overrun_after_good_field);
+    tcase_add_test(tc, test_truncated_field_header);
     tcase_add_test(tc, test_get_str_refuses_embedded_nul);
     tcase_add_test(tc, test_get_str_copies_and_terminates);
     tcase_add_test(tc, test_get_u32_i64_need_exact_size);
@@ -821,7 +813,7 @@ static Suite *proto_suite(void)
 
     tc = tcase_create("spawn");
     tcase_add_test(tc, test_signer_starts_with_clean_signals_and_fds);
-    tcase_add_test(tc, test_issue_then_hands_the_wake_over);
+    tcase_add_test(tc, test_issue_hook_hands_the_wake_over);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -159,6 +159,7 @@ void tu_reap_orphans(int kill_them)
             waitpid(pids[i], NULL, 0);
     }
 }
+
 int tu_jget(const char *b, const char *e, const char *key, char *out, size_t n)
 {
     char pat[64];

@@ -3,7 +3,7 @@
  * the station's decoding of the signer's replies (signer_client_result).
  *
  * Input: a byte stream as it arrives on the socket, whole frames with their
- * 12-byte headers, one after the other.  It is read with proto_recv from a
+ * 12-byte headers, one after the other.  It is read with proto_read from a
  * memfd (the same read path as the socket, no process per input) until the
  * stream ends or a frame is refused.  For every frame the target walks its
  * fields with proto_next and every accessor, then decodes it as a reply.
@@ -118,12 +118,14 @@ static void check_result(const proto_msg_t *m)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    static proto_reader_t in; /* 64 KiB: not on the stack */
     proto_msg_t m = {0};
     size_t off = 0;
     int ret;
 
     reset(g_in, data, size);
-    while ((ret = proto_recv(g_in, &m)) == LC_OK) {
+    proto_reader_init(&in, g_in);
+    while ((ret = proto_read(&in, &m)) == LC_OK) {
         FZ_CHECK(m.len >= PROTO_HEADER && m.len <= PROTO_MAX_FRAME, "frame size within limits");
         FZ_CHECK(off + m.len <= size, "frame within the stream");
         FZ_CHECK(memcmp(m.buf + PROTO_HEADER, data + off + PROTO_HEADER, m.len - PROTO_HEADER) == 0,
