@@ -16,11 +16,14 @@
 #include <check.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/ecdsa.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/rsa.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
@@ -1540,6 +1543,151 @@ START_TEST(test_ec_point_off_curve_is_key_type)
 }
 END_TEST
 
+/*
+ * The point at infinity (the one-octet encoding 00) is no key, yet ECDSA
+ * verification against it reduces to R = u1·G: anyone can make a signature
+ * that passes (k at random, r = x(k·G), s = e/k), and OpenSSL 3.0's
+ * ECDSA_verify() accepts it.  The parser refuses the encoding, and the
+ * verification refuses the point on its own too (it is called on requests
+ * this parser did not see, e.g. in the signer after a station's).
+ */
+START_TEST(test_ec_point_at_infinity_is_key_type)
+{
+    static const unsigned char spki_inf[] = {0x30, 0x19, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
+                                             0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+                                             0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x02, 0x00, 0x00};
+    static const unsigned char infinity[] = {0x00};
+    blob_t name = std_name("dev-1"), b;
+    parts_t pp = {.name = piece(&name), .spki = PIECE(spki_inf), .sigalg = PIECE(ALG_ECDSA_SHA256)};
+    EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    BN_CTX *bc = BN_CTX_new();
+    BIGNUM *k = BN_new(), *x = BN_new(), *r = BN_new(), *s = BN_new(), *e, *kinv;
+    EC_POINT *R;
+    ECDSA_SIG *sig = ECDSA_SIG_new();
+    unsigned char digest[32], *forged = NULL;
+    int flen;
+    lc_csr_t csr;
+
+    ck_assert(g != NULL && bc != NULL && k != NULL && x != NULL && r != NULL && s != NULL);
+    b = csr_build(&pp, k_p256, EVP_sha256());
+    ck_assert_reason(parse_reason(&b, &csr), LC_REASON_KEY_TYPE);
+    blob_free(&b);
+
+    /* The verification alone, given the point and a forged signature over the CRI. */
+    b = csr_cn(k_p256, EVP_sha256(), "dev-1");
+    ck_assert_reason(parse_reason(&b, &csr), 0);
+    SHA256(csr.cri, csr.cri_len, digest);
+    e = BN_bin2bn(digest, sizeof digest, NULL);
+    R = EC_POINT_new(g);
+    ck_assert_int_eq(BN_rand_range(k, EC_GROUP_get0_order(g)), 1);
+    ck_assert_int_eq(EC_POINT_mul(g, R, k, NULL, NULL, bc), 1);
+    ck_assert_int_eq(EC_POINT_get_affine_coordinates(g, R, x, NULL, bc), 1);
+    ck_assert_int_eq(BN_nnmod(r, x, EC_GROUP_get0_order(g), bc), 1);
+    kinv = BN_mod_inverse(NULL, k, EC_GROUP_get0_order(g), bc);
+    ck_assert_int_eq(BN_mod_mul(s, e, kinv, EC_GROUP_get0_order(g), bc), 1);
+    ck_assert_int_eq(ECDSA_SIG_set0(sig, r, s), 1);
+    flen = i2d_ECDSA_SIG(sig, &forged);
+    ck_assert_int_gt(flen, 0);
+    csr.key_bits = infinity;
+    csr.key_bits_len = sizeof infinity;
+    csr.sig = forged;
+    csr.sig_len = (size_t)flen;
+    ck_assert_reason(verify_reason(pctx, &csr), LC_REASON_KEY_TYPE);
+    ck_assert_reason(verify_reason(NULL, &csr), LC_REASON_KEY_TYPE);
+    OPENSSL_free(forged);
+    ECDSA_SIG_free(sig); /* frees r and s */
+    BN_free(kinv);
+    BN_free(e);
+    BN_free(k);
+    BN_free(x);
+    EC_POINT_free(R);
+    BN_CTX_free(bc);
+    EC_GROUP_free(g);
+    blob_free(&b);
+    blob_free(&name);
+}
+END_TEST
+
+/*
+ * An EC key is one point of its curve, uncompressed (04 x y) or compressed
+ * (02/03 x): any other length or first octet is refused before verification.
+ */
+START_TEST(test_ec_point_encoding_checked_at_parse)
+{
+    EVP_PKEY *keys[2] = {k_p256, k_p384};
+
+    for (int i = 0; i < 2; i++) {
+        blob_t spki = spki_der(keys[i]), name = std_name("dev-1"), b;
+        size_t flen = i == 0 ? 32 : 48;
+        lc_csr_t csr;
+        unsigned char saved;
+
+        /* the uncompressed point is the SPKI's last 1 + 2·flen octets */
+        ck_assert_uint_eq(spki.p[spki.len - 1 - 2 * flen], 0x04);
+        b = csr_cn(keys[i], i == 0 ? EVP_sha256() : EVP_sha384(), "dev-1");
+        ck_assert_reason(parse_reason(&b, &csr), 0);
+        ck_assert_uint_eq(csr.key_bits_len, 1 + 2 * flen);
+        blob_free(&b);
+        for (int form = 0; form < 3; form++) {
+            parts_t pp = {.name = piece(&name),
+                          .spki = piece(&spki),
+                          .sigalg = i == 0 ? PIECE(ALG_ECDSA_SHA256) : PIECE(ALG_ECDSA_SHA384)};
+            static const unsigned char bad_first[3] = {0x06, 0x02, 0x05};
+            saved = spki.p[spki.len - 1 - 2 * flen];
+            /* hybrid form (06), compressed tag on a full point, unknown tag */
+            spki.p[spki.len - 1 - 2 * flen] = bad_first[form];
+            b = csr_build(&pp, keys[i], i == 0 ? EVP_sha256() : EVP_sha384());
+            ck_assert_reason(parse_reason(&b, NULL), LC_REASON_KEY_TYPE);
+            ck_assert_msg(strstr(last_detail, "point") != NULL, "%s", last_detail);
+            spki.p[spki.len - 1 - 2 * flen] = saved;
+            blob_free(&b);
+        }
+        blob_free(&spki);
+        blob_free(&name);
+    }
+}
+END_TEST
+
+/* A compressed point (02/03 x) is a key like any other: it parses and verifies. */
+START_TEST(test_ec_compressed_point_verifies)
+{
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    blob_t b;
+    lc_csr_t csr;
+
+    ck_assert_ptr_nonnull(k);
+    ck_assert_int_eq(
+        EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT,
+                                       OSSL_PKEY_EC_POINT_CONVERSION_FORMAT_COMPRESSED),
+        1);
+    b = csr_cn(k, EVP_sha256(), "dev-1");
+    ck_assert_reason(parse_reason(&b, &csr), 0);
+    ck_assert_uint_eq(csr.key_bits_len, 33);
+    ck_assert_reason(verify_reason(pctx, &csr), 0);
+    blob_free(&b);
+    EVP_PKEY_free(k);
+}
+END_TEST
+
+/* An EC signature must be exactly one DER ECDSA-Sig-Value: a byte after it fails the proof. */
+START_TEST(test_ec_signature_with_trailing_byte_fails)
+{
+    blob_t b = csr_cn(k_p256, EVP_sha256(), "dev-1");
+    unsigned char sig[200];
+    lc_csr_t csr;
+
+    ck_assert_reason(parse_reason(&b, &csr), 0);
+    ck_assert_reason(verify_reason(pctx, &csr), 0);
+    ck_assert_uint_lt(csr.sig_len, sizeof sig);
+    memcpy(sig, csr.sig, csr.sig_len);
+    sig[csr.sig_len] = 0x00;
+    csr.sig = sig;
+    csr.sig_len++;
+    ck_assert_reason(verify_reason(pctx, &csr), LC_REASON_BAD_SIGNATURE);
+    blob_free(&b);
+}
+END_TEST
+
 /* ================= common name ================= */
 
 static int cn_reason_of(X509_NAME *n)
@@ -1970,6 +2118,10 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_ed448_is_key_type);
     tcase_add_test(tc, test_explicit_curve_is_key_type);
     tcase_add_test(tc, test_ec_point_off_curve_is_key_type);
+    tcase_add_test(tc, test_ec_point_at_infinity_is_key_type);
+    tcase_add_test(tc, test_ec_point_encoding_checked_at_parse);
+    tcase_add_test(tc, test_ec_compressed_point_verifies);
+    tcase_add_test(tc, test_ec_signature_with_trailing_byte_fails);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("cn");
