@@ -151,10 +151,15 @@ static const char *const stmt_sql[ST__N] = {
     [ST_SUPERSEDE] = "UPDATE certificates SET superseded_by = ?1,"
                      " status = CASE status WHEN 'valid' THEN 'superseded' ELSE status END"
                      " WHERE serial = ?2",
+    /*
+     * certificates_valid_regid (schema 2) holds at most one valid row per
+     * folded ID, and this reads it directly: an ORDER BY here made SQLite sort
+     * that one row in a temporary b-tree at every issuance.
+     */
     [ST_FIND_REGID] = "SELECT serial, line, registration_id, status, not_before, not_after,"
-                      " audit_seq, acked, spki_sha256 FROM certificates WHERE regid_fold = ?1 AND "
-                      "status = 'valid'"
-                      " ORDER BY audit_seq DESC LIMIT 1",
+                      " audit_seq, acked, spki_sha256 FROM certificates"
+                      " WHERE regid_fold = ?1 AND"
+                      " status = 'valid'",
     [ST_GET_CERT] = "SELECT serial, line, registration_id, status, not_before, not_after,"
                     " audit_seq, acked, spki_sha256, der FROM certificates WHERE serial = ?1",
     [ST_REVOKE] = "UPDATE certificates SET status = 'revoked' WHERE serial = ?1",
