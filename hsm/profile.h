@@ -103,10 +103,12 @@ int profile_crl_tbs(const profile_issuer_t *iss, uint64_t number, int64_t this_u
 int profile_crl_reason(const char *name);
 
 /*
- * Draws a certificate serial: PROFILE_SERIAL_LEN bytes from the CSPRNG with
- * the top bit cleared (positive, < 2^127 < 2^159, 127 random bits) and a
- * non-zero first byte, so the DER INTEGER is always 16 octets.
- * Returns LC_OK or LC_ERR_CRYPTO.
+ * Draws a certificate serial of PROFILE_SERIAL_LEN bytes: the time in
+ * milliseconds since 1970 in the first 6 (so the store's serial index grows
+ * at its end) and 80 bits from the CSPRNG (RAND_priv_bytes, taken 32 serials
+ * at a time per thread) in the other 10.  Positive with a non-zero first
+ * byte, so the DER INTEGER is always 16 octets.  Returns LC_OK or
+ * LC_ERR_CRYPTO.
  */
 int profile_draw_serial(unsigned char serial[PROFILE_SERIAL_LEN]);
 
