@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 static void put_be(unsigned char *p, uint64_t v, int n)
@@ -180,6 +181,28 @@ static int fill(proto_reader_t *r, size_t n)
         r->end += (size_t)got;
     }
     return 0;
+}
+
+int proto_reader_idle(proto_reader_t *r)
+{
+    for (;;) {
+        size_t have = r->end - r->start, body;
+        ssize_t got;
+        if (have >= PROTO_HEADER) {
+            body = (size_t)get_be(r->buf + r->start, 4);
+            if (have - PROTO_HEADER >= body || body > sizeof r->buf)
+                return 0; /* whole, or read past the buffer anyway: proto_read() goes on */
+        }
+        memmove(r->buf, r->buf + r->start, have);
+        r->start = 0;
+        r->end = have;
+        do
+            got = recv(r->fd, r->buf + r->end, sizeof r->buf - r->end, MSG_DONTWAIT);
+        while (got < 0 && errno == EINTR);
+        if (got <= 0)
+            return got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOTSOCK);
+        r->end += (size_t)got;
+    }
 }
 
 int proto_read(proto_reader_t *r, proto_msg_t *m)

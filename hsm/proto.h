@@ -132,6 +132,14 @@ void proto_reader_init(proto_reader_t *r, int fd);
 int proto_read(proto_reader_t *r, proto_msg_t *m);
 
 /*
+ * 1 when the next proto_read() would wait for the peer: no whole frame is
+ * buffered, and non-blocking reads take in what has arrived without
+ * completing one.  0 when a whole frame, EOF or an error is there to be read.
+ * A stream that is not a socket counts as idle.
+ */
+int proto_reader_idle(proto_reader_t *r);
+
+/*
  * Iterates the fields of a received message: *pos starts at 0.  Returns 1
  * with *f filled, 0 at the end, -1 if a field overruns the body.
  */

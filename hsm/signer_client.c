@@ -58,6 +58,8 @@ struct signer_client {
     proto_reader_t in;           /* the reader thread's */
     signer_observer_fn observer; /* set before the first request; read by the reader */
     void *observer_ctx;
+    signer_idle_fn idle; /* likewise */
+    void *idle_ctx;
 };
 
 /* Reports the signatures a reply names (T_LINE, T_INSTANCE, T_SIG_NO, T_COUNT) to the observer. */
@@ -105,6 +107,14 @@ void signer_client_observe(signer_client_t *c, signer_observer_fn fn, void *ctx)
     pthread_mutex_unlock(&c->mu);
 }
 
+void signer_client_on_idle(signer_client_t *c, signer_idle_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&c->mu);
+    c->idle = fn;
+    c->idle_ctx = ctx;
+    pthread_mutex_unlock(&c->mu);
+}
+
 /* Takes the entry for id off the pending lists; NULL if nobody waits for it. Under c->mu. */
 static struct pending *take_pending(signer_client_t *c, uint32_t id)
 {
@@ -122,14 +132,24 @@ static void *reader_main(void *arg)
     signer_client_t *c = arg;
     proto_msg_t m = {0};
     struct pending *p, *next;
+    signer_idle_fn idle = NULL; /* installed before the first request: read with each reply */
+    void *idle_ctx = NULL;
+    unsigned run = 0;
 
     proto_reader_init(&c->in, c->fd);
     for (;;) {
+        if (idle != NULL && (run >= SIGNER_IDLE_EVERY || proto_reader_idle(&c->in))) {
+            idle(idle_ctx);
+            run = 0;
+        }
         if (proto_read(&c->in, &m) != LC_OK)
             break;
+        run++;
         observe(c, &m);
         pthread_mutex_lock(&c->mu);
         p = take_pending(c, m.id);
+        idle = c->idle;
+        idle_ctx = c->idle_ctx;
         pthread_mutex_unlock(&c->mu);
         if (p != NULL) { /* hand the buffer over: no copy */
             proto_msg_t tmp = *p->resp;
@@ -142,6 +162,8 @@ static void *reader_main(void *arg)
             sem_post(&p->done); /* p belongs to its caller again */
         }
     }
+    if (idle != NULL)
+        idle(idle_ctx);
     /* The signer closed its end: it has exited or is exiting; reap it now, not at shutdown. */
     while (c->pid > 0 && waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
         ;

@@ -72,6 +72,17 @@ typedef void (*signer_observer_fn)(void *ctx, const char *line, const char *inst
 /* Installs the observer; call it before the first request. */
 void signer_client_observe(signer_client_t *c, signer_observer_fn fn, void *ctx);
 
+/*
+ * Called by the reader thread when it has handled every reply that has
+ * arrived and is about to wait for more, after at most SIGNER_IDLE_EVERY
+ * replies in a row when they keep coming, and once when the signer has
+ * gone.  Hooks (signer_then_fn) that queue work without waking anyone rely
+ * on it to get that work done.  Install it before the first request.
+ */
+typedef void (*signer_idle_fn)(void *ctx);
+#define SIGNER_IDLE_EVERY 64
+void signer_client_on_idle(signer_client_t *c, signer_idle_fn fn, void *ctx);
+
 /* Closes the socket (the signer exits) and reaps the child.  NULL is a no-op. */
 void signer_client_free(signer_client_t *c);
 

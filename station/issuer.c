@@ -333,6 +333,19 @@ static void sig_settled(struct issuer_line *l, const signer_result_t *sr, int co
 }
 
 /*
+ * The signer client's idle hook (signer_client_on_idle): the reader thread
+ * has read every reply there is, so what issued() queued commits now, on
+ * that thread.
+ */
+static void replies_read(void *ctx)
+{
+    issuer_t *is = ctx;
+
+    if (is->writer != NULL)
+        writer_flush(is->writer);
+}
+
+/*
  * Starts and configures a signer.  A signer that runs but cannot reach the
  * token is kept (it retries at each request); LC_ERR_HSM is still returned.
  */
@@ -348,6 +361,7 @@ static int start_signer(issuer_t *is, char *err, size_t errlen)
     if (ret != LC_OK)
         return ret;
     signer_client_observe(is->signer, on_signature, is);
+    signer_client_on_idle(is->signer, replies_read, is);
     sc = (signer_conf_t){cfg->pkcs11_module, cfg->pin_file, cfg->softhsm2_conf, is->sl, is->nlines};
     ret = signer_client_configure(is->signer, &sc, err, errlen);
     if (ret == LC_ERR_NOT_FOUND)
@@ -888,7 +902,7 @@ static int issued(void *ctx, signer_result_t *sr, sem_t *done)
     if (sr->kind != PROTO_CERT)
         return 0;
     issued_entries(x, sr);
-    return writer_submit(x->is->writer, x->batch, x->n, &x->wr, done) == LC_OK;
+    return writer_queue(x->is->writer, x->batch, x->n, &x->wr, done) == LC_OK;
 }
 
 int issuer_issue(issuer_t *is, const issue_req_t *req, issue_res_t *res)

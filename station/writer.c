@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +36,10 @@ struct writer {
     pthread_mutex_t mu;
     pthread_cond_t work; /* the thread waits for jobs */
     struct wjob *head, *tail;
+    int busy; /* a thread is committing (this one or a writer_flush() caller) */
     int stopping;
-    long long rows, txns;
-    audit_entry_t *batch; /* the thread's scratch array */
+    _Atomic long long rows, txns; /* counted by whichever thread commits */
+    audit_entry_t *batch;         /* the thread's scratch array */
 };
 
 static void commit_one(writer_t *w, struct wjob *j)
@@ -83,50 +85,70 @@ static void commit_batch(writer_t *w, struct wjob *first, size_t njobs, size_t n
     }
 }
 
+/* Commits a list taken off the queue, then hands every job back (posts its caller). */
+static void run_jobs(writer_t *w, struct wjob *list)
+{
+    struct wjob *j, *next;
+
+    /* Runs of append jobs, at most MAX_BATCH entries per transaction. */
+    for (j = list; j != NULL;) {
+        struct wjob *first = j;
+        size_t njobs = 0, nentries = 0;
+        if (j->serial_ack != NULL) {
+            j->ret = audit_mark_acked(w->a, j->serial_ack, j->err, sizeof j->err);
+            j = j->next;
+            continue;
+        }
+        while (j != NULL && j->serial_ack == NULL && (njobs == 0 || nentries + j->n <= MAX_BATCH)) {
+            nentries += j->n;
+            njobs++;
+            j = j->next;
+        }
+        commit_batch(w, first, njobs, nentries);
+    }
+    for (j = list; j != NULL; j = next) {
+        next = j->next;
+        if (j->out != NULL) {
+            j->out->ret = j->ret;
+            memcpy(j->out->err, j->err, sizeof j->out->err);
+            sem_post(j->done); /* the entries belong to their caller again */
+        }
+        free(j->serial_ack); /* nobody waits for an ack */
+        free(j);
+    }
+}
+
+/*
+ * Takes the queue and the store for the calling thread (under w->mu, which
+ * it releases); returns with w->mu held again, the store released, and the
+ * thread the work is left to (if any arrived meanwhile) signalled.
+ */
+static void commit_queued(writer_t *w)
+{
+    struct wjob *list = w->head;
+
+    w->head = w->tail = NULL;
+    w->busy = 1;
+    pthread_mutex_unlock(&w->mu);
+    run_jobs(w, list);
+    pthread_mutex_lock(&w->mu);
+    w->busy = 0;
+    if (w->head != NULL || w->stopping)
+        pthread_cond_signal(&w->work);
+}
+
 static void *writer_main(void *arg)
 {
     writer_t *w = arg;
 
     pthread_mutex_lock(&w->mu);
     for (;;) {
-        struct wjob *list, *j, *next;
-        while (w->head == NULL && !w->stopping)
+        /* Waits for work while another thread (writer_flush) has the store. */
+        while (w->busy || (w->head == NULL && !w->stopping))
             pthread_cond_wait(&w->work, &w->mu);
         if (w->head == NULL)
             break;
-        list = w->head;
-        w->head = w->tail = NULL;
-        pthread_mutex_unlock(&w->mu);
-
-        /* Runs of append jobs, at most MAX_BATCH entries per transaction. */
-        for (j = list; j != NULL;) {
-            struct wjob *first = j;
-            size_t njobs = 0, nentries = 0;
-            if (j->serial_ack != NULL) {
-                j->ret = audit_mark_acked(w->a, j->serial_ack, j->err, sizeof j->err);
-                j = j->next;
-                continue;
-            }
-            while (j != NULL && j->serial_ack == NULL &&
-                   (njobs == 0 || nentries + j->n <= MAX_BATCH)) {
-                nentries += j->n;
-                njobs++;
-                j = j->next;
-            }
-            commit_batch(w, first, njobs, nentries);
-        }
-
-        for (j = list; j != NULL; j = next) {
-            next = j->next;
-            if (j->out != NULL) {
-                j->out->ret = j->ret;
-                memcpy(j->out->err, j->err, sizeof j->out->err);
-                sem_post(j->done); /* the entries belong to their caller again */
-            }
-            free(j->serial_ack); /* nobody waits for an ack */
-            free(j);
-        }
-        pthread_mutex_lock(&w->mu);
+        commit_queued(w);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -169,17 +191,19 @@ void writer_stop(writer_t *w)
     free(w);
 }
 
-static void enqueue(writer_t *w, struct wjob *j)
+static void enqueue(writer_t *w, struct wjob *j, int wake)
 {
     if (w->tail != NULL)
         w->tail->next = j;
     else
         w->head = j;
     w->tail = j;
-    pthread_cond_signal(&w->work);
+    if (wake)
+        pthread_cond_signal(&w->work);
 }
 
-int writer_submit(writer_t *w, audit_entry_t *entries, size_t n, writer_result_t *out, sem_t *done)
+static int submit(writer_t *w, audit_entry_t *entries, size_t n, writer_result_t *out, sem_t *done,
+                  int wake)
 {
     struct wjob *j;
 
@@ -194,9 +218,27 @@ int writer_submit(writer_t *w, audit_entry_t *entries, size_t n, writer_result_t
     j->out = out;
     j->done = done;
     pthread_mutex_lock(&w->mu);
-    enqueue(w, j);
+    enqueue(w, j, wake);
     pthread_mutex_unlock(&w->mu);
     return LC_OK;
+}
+
+int writer_submit(writer_t *w, audit_entry_t *entries, size_t n, writer_result_t *out, sem_t *done)
+{
+    return submit(w, entries, n, out, done, 1);
+}
+
+int writer_queue(writer_t *w, audit_entry_t *entries, size_t n, writer_result_t *out, sem_t *done)
+{
+    return submit(w, entries, n, out, done, 0);
+}
+
+void writer_flush(writer_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    if (!w->busy && w->head != NULL)
+        commit_queued(w);
+    pthread_mutex_unlock(&w->mu);
 }
 
 int writer_append(writer_t *w, audit_entry_t *entries, size_t n, char *err, size_t errlen)
@@ -225,7 +267,7 @@ void writer_ack(writer_t *w, const char *serial)
         return;
     }
     pthread_mutex_lock(&w->mu);
-    enqueue(w, j);
+    enqueue(w, j, 1);
     pthread_mutex_unlock(&w->mu);
 }
 

@@ -49,6 +49,22 @@ typedef struct writer_result {
  */
 int writer_submit(writer_t *w, audit_entry_t *entries, size_t n, writer_result_t *out, sem_t *done);
 
+/*
+ * writer_submit() without waking the writer thread: the caller promises a
+ * writer_flush() soon after (the signer client's reader thread queues each
+ * certificate it receives and flushes when it has no more replies to read,
+ * so a burst of replies commits in one transaction on that thread, with no
+ * hand-over to another).
+ */
+int writer_queue(writer_t *w, audit_entry_t *entries, size_t n, writer_result_t *out, sem_t *done);
+
+/*
+ * Commits everything queued on the calling thread and posts its callers.
+ * If a commit is running on another thread, returns at once: that thread
+ * takes what is queued next.
+ */
+void writer_flush(writer_t *w);
+
 /* Queues "the PLC acknowledged serial" (audit_mark_acked); does not wait. */
 void writer_ack(writer_t *w, const char *serial);
 

@@ -338,6 +338,88 @@ START_TEST(test_buffered_reader_keeps_frames_whole)
 }
 END_TEST
 
+/*
+ * proto_reader_idle(): 1 only when proto_read() would have to wait — nothing
+ * buffered and nothing arrived, or only part of a frame; 0 with a whole frame
+ * buffered or newly arrived, and at EOF (proto_read() then reports it).
+ */
+START_TEST(test_reader_idle_only_when_a_read_would_wait)
+{
+    /* a CERT frame with id 7 and a 10-octet body, and two more with ids 8 and 9 */
+    unsigned char f[22] = {0,
+                           0,
+                           0,
+                           10,
+                           PROTO_CERT >> 8,
+                           PROTO_CERT & 0xff,
+                           0,
+                           0,
+                           0,
+                           0,
+                           0,
+                           7,
+                           '0',
+                           '1',
+                           '2',
+                           '3',
+                           '4',
+                           '5',
+                           '6',
+                           '7',
+                           '8',
+                           '9'};
+    unsigned char two[44];
+    proto_msg_t r = {0};
+
+    ck_assert_int_eq(proto_reader_idle(&rd), 1);
+    /* part of a frame: still idle, and the part is kept */
+    write_all(sv[0], f, 5);
+    ck_assert_int_eq(proto_reader_idle(&rd), 1);
+    write_all(sv[0], f + 5, sizeof f - 5);
+    ck_assert_int_eq(proto_reader_idle(&rd), 0);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_OK);
+    ck_assert_uint_eq(r.id, 7);
+    ck_assert_uint_eq(r.type, PROTO_CERT);
+    ck_assert_uint_eq(r.len, sizeof f);
+    ck_assert_mem_eq(r.buf + PROTO_HEADER, "0123456789", 10);
+    ck_assert_int_eq(proto_reader_idle(&rd), 1);
+    /* two frames in one write: the second is buffered after the first is read */
+    memcpy(two, f, sizeof f);
+    memcpy(two + sizeof f, f, sizeof f);
+    two[11] = 8;
+    two[sizeof f + 11] = 9;
+    write_all(sv[0], two, sizeof two);
+    ck_assert_int_eq(proto_reader_idle(&rd), 0);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_OK);
+    ck_assert_uint_eq(r.id, 8);
+    ck_assert_int_eq(proto_reader_idle(&rd), 0);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_OK);
+    ck_assert_uint_eq(r.id, 9);
+    ck_assert_int_eq(proto_reader_idle(&rd), 1);
+    /* EOF is not idle: the next read returns at once with it */
+    close(sv[0]);
+    sv[0] = -1;
+    ck_assert_int_eq(proto_reader_idle(&rd), 0);
+    ck_assert_int_eq(proto_read(&rd, &r), LC_ERR_IO);
+    proto_free(&r);
+}
+END_TEST
+
+/* A stream that is not a socket (a pipe) counts as idle whenever no whole frame is buffered. */
+START_TEST(test_reader_idle_on_a_pipe)
+{
+    int p[2];
+    proto_reader_t pr;
+
+    ck_assert_int_eq(pipe(p), 0);
+    proto_reader_init(&pr, p[0]);
+    write_all(p[1], "x", 1);
+    ck_assert_int_eq(proto_reader_idle(&pr), 1);
+    close(p[0]);
+    close(p[1]);
+}
+END_TEST
+
 START_TEST(test_oversize_message_is_not_sent)
 {
     size_t n = PROTO_MAX_FRAME - PROTO_HEADER - 6 + 1;
@@ -777,6 +859,68 @@ START_TEST(test_issue_hook_hands_the_wake_over)
 }
 END_TEST
 
+/* An idle hook that finishes the work probe_then() took: counts its calls. */
+struct idle_probe {
+    struct then_probe *then;
+    int calls, posted;
+};
+
+static void probe_idle(void *ctx)
+{
+    struct idle_probe *ip = ctx;
+
+    ip->calls++;
+    if (ip->then->done != NULL && !ip->then->finished) {
+        ip->then->finished = 1;
+        ip->posted++;
+        sem_post(ip->then->done);
+    }
+}
+
+/*
+ * signer_client_on_idle(): the reader calls the hook once it has read every
+ * reply, so work a then-hook queued (taking `done`) without waking anyone is
+ * finished there; without that call the caller below would never wake.
+ */
+START_TEST(test_idle_hook_runs_after_the_replies)
+{
+    char *dir = tu_mkdtemp("proto"), *program, err[300];
+    static const unsigned char serial[16] = {1};
+    struct then_probe p;
+    struct idle_probe ip;
+    signer_client_t *c = NULL;
+    signer_result_t res;
+
+    ck_assert_ptr_nonnull(dir);
+    program = fake_signer(dir);
+    ck_assert_int_eq(signer_client_spawn(program, 0, 1, &c, err, sizeof err), LC_OK);
+    memset(&p, 0, sizeof p);
+    memset(&ip, 0, sizeof ip);
+    ip.then = &p;
+    p.caller = pthread_self();
+    sem_init(&p.taken, 0, 0);
+    signer_client_on_idle(c, probe_idle, &ip);
+    for (int i = 0; i < 3; i++) {
+        p.done = NULL;
+        p.finished = 0;
+        ck_assert_int_eq(
+            signer_client_issue(c, "cert", serial, 1, serial, 0, 1, &res, probe_then, &p), LC_OK);
+        ck_assert(p.finished);
+        ck_assert_int_eq(res.kind, PROTO_CERT);
+        free(res.der);
+    }
+    ck_assert_int_eq(p.calls, 3);
+    ck_assert_int_eq(ip.posted, 3);
+    ck_assert_int_ge(ip.calls, 3);
+    signer_client_free(c); /* the hook runs once more as the reader ends */
+    ck_assert_int_ge(ip.calls, 4);
+    sem_destroy(&p.taken);
+    tu_rmtree(dir);
+    free(dir);
+    free(program);
+}
+END_TEST
+
 static Suite *proto_suite(void)
 {
     Suite *s = suite_create("proto");
@@ -797,6 +941,8 @@ static Suite *proto_suite(void)
     tcase_add_test(tc, test_eof_inside_body_is_io_error);
     tcase_add_test(tc, test_send_to_closed_peer_is_io_error);
     tcase_add_test(tc, test_buffered_reader_keeps_frames_whole);
+    tcase_add_test(tc, test_reader_idle_only_when_a_read_would_wait);
+    tcase_add_test(tc, test_reader_idle_on_a_pipe);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("fields");
@@ -814,6 +960,7 @@ static Suite *proto_suite(void)
     tc = tcase_create("spawn");
     tcase_add_test(tc, test_signer_starts_with_clean_signals_and_fds);
     tcase_add_test(tc, test_issue_hook_hands_the_wake_over);
+    tcase_add_test(tc, test_idle_hook_runs_after_the_replies);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,6 +6,7 @@
 #include "audit.h"
 #include "lcerr.h"
 #include "testutil.h"
+#include "testutil_proc.h"
 #include "writer.h"
 
 #include <check.h>
@@ -179,6 +180,133 @@ START_TEST(submit_posts_after_commit_and_isolates_a_bad_entry)
 }
 END_TEST
 
+/*
+ * writer_queue() wakes nobody: what it queues waits for writer_flush(),
+ * which commits it on the calling thread (in one transaction) and posts each
+ * caller before it returns.  (The writer thread would take it too if it
+ * were awake: first it is given one row and time to go back to sleep.)
+ */
+START_TEST(queue_waits_for_flush_which_commits_on_the_caller)
+{
+    audit_entry_t e[5], warm;
+    writer_result_t r[5];
+    sem_t d[5];
+    long long rows, txns;
+    char err[256];
+    int chain_ok;
+
+    event(&warm, "test", "the writer thread's last row before it sleeps");
+    ck_assert_int_eq(writer_append(w, &warm, 1, err, sizeof err), LC_OK);
+    usleep(50 * 1000);
+    for (int i = 0; i < 5; i++) {
+        event(&e[i], "test", "queued");
+        sem_init(&d[i], 0, 0);
+        ck_assert_int_eq(writer_queue(w, &e[i], 1, &r[i], &d[i]), LC_OK);
+    }
+    usleep(150 * 1000); /* the writer thread was not woken: nothing commits */
+    errno = 0;
+    ck_assert_int_eq(sem_trywait(&d[0]), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+    ck_assert_int_eq(committed_rows(&chain_ok), 1);
+    writer_flush(w);
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(sem_trywait(&d[i]), 0); /* posted before writer_flush() returned */
+        ck_assert_int_eq(r[i].ret, LC_OK);
+        ck_assert_int_eq(e[i].row.seq, i + 2);
+        sem_destroy(&d[i]);
+    }
+    writer_stats(w, &rows, &txns);
+    ck_assert_int_eq(rows, 6);
+    ck_assert_int_eq(txns, 2);
+    ck_assert_int_eq(committed_rows(&chain_ok), 6);
+    ck_assert(chain_ok);
+    writer_flush(w); /* nothing queued: nothing happens */
+    writer_stats(w, &rows, &txns);
+    ck_assert_int_eq(txns, 2);
+}
+END_TEST
+
+struct flusher {
+    double took;
+};
+
+static void *flush_now(void *arg)
+{
+    struct flusher *f = arg;
+    double t0 = tu_now_s();
+
+    writer_flush(w);
+    f->took = tu_now_s() - t0;
+    return NULL;
+}
+
+/*
+ * While the writer thread is committing (held up by a lock on the store),
+ * writer_flush() returns at once and leaves what is queued to that thread,
+ * which commits it next: one committer at a time, nothing stranded.
+ */
+START_TEST(flush_during_a_commit_leaves_the_queue_to_the_committer)
+{
+    audit_entry_t first, later;
+    writer_result_t r0, r1;
+    sem_t d0, d1;
+    sqlite3 *blocker = NULL;
+    struct flusher f = {0};
+    pthread_t th;
+    int chain_ok;
+
+    ck_assert_int_eq(sqlite3_open(path, &blocker), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    event(&first, "test", "first");
+    sem_init(&d0, 0, 0);
+    ck_assert_int_eq(writer_submit(w, &first, 1, &r0, &d0), LC_OK);
+    usleep(100 * 1000); /* the writer thread is inside its commit, waiting for the lock */
+    event(&later, "test", "later");
+    sem_init(&d1, 0, 0);
+    ck_assert_int_eq(writer_queue(w, &later, 1, &r1, &d1), LC_OK);
+    ck_assert_int_eq(pthread_create(&th, NULL, flush_now, &f), 0);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_double_lt(f.took, 0.05);
+    errno = 0;
+    ck_assert_int_eq(sem_trywait(&d1), -1);
+    ck_assert_int_eq(errno, EAGAIN);
+
+    ck_assert_int_eq(sqlite3_exec(blocker, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(blocker);
+    ck_assert_int_eq(sem_wait(&d0), 0);
+    ck_assert_int_eq(sem_wait(&d1), 0);
+    ck_assert_int_eq(r0.ret, LC_OK);
+    ck_assert_int_eq(r1.ret, LC_OK);
+    ck_assert_int_eq(first.row.seq, 1);
+    ck_assert_int_eq(later.row.seq, 2);
+    ck_assert_int_eq(committed_rows(&chain_ok), 2);
+    ck_assert(chain_ok);
+    sem_destroy(&d0);
+    sem_destroy(&d1);
+}
+END_TEST
+
+/* Queued but never flushed: writer_stop() still commits it and posts its caller. */
+START_TEST(stop_commits_what_was_queued)
+{
+    audit_entry_t e;
+    writer_result_t r;
+    sem_t d;
+    int chain_ok;
+
+    event(&e, "test", "queued at shutdown");
+    sem_init(&d, 0, 0);
+    ck_assert_int_eq(writer_queue(w, &e, 1, &r, &d), LC_OK);
+    writer_stop(w);
+    w = NULL;
+    ck_assert_int_eq(sem_trywait(&d), 0);
+    ck_assert_int_eq(r.ret, LC_OK);
+    ck_assert_int_eq(committed_rows(&chain_ok), 1);
+    ck_assert(chain_ok);
+    sem_destroy(&d);
+}
+END_TEST
+
 START_TEST(nothing_and_too_much_are_refused)
 {
     static audit_entry_t many[2049];
@@ -206,6 +334,9 @@ static Suite *writer_suite(void)
     tcase_add_test(tc, concurrent_appends_commit_every_row_once);
     tcase_add_test(tc, submit_posts_after_commit_and_isolates_a_bad_entry);
     tcase_add_test(tc, nothing_and_too_much_are_refused);
+    tcase_add_test(tc, queue_waits_for_flush_which_commits_on_the_caller);
+    tcase_add_test(tc, flush_during_a_commit_leaves_the_queue_to_the_committer);
+    tcase_add_test(tc, stop_commits_what_was_queued);
     suite_add_tcase(s, tc);
     return s;
 }
