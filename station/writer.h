@@ -3,10 +3,14 @@
  *
  * SQLite with synchronous=FULL commits about 2,000 transactions a second
  * here; one certificate per transaction would cap durable issuance far
- * below the HSM.  So every write of the station goes through one thread
- * that takes everything queued, appends it in ONE transaction, and only
- * then releases each caller: the durability of each row is unchanged (no
- * caller returns before its row has committed), the fsync is shared.
+ * below the HSM.  So every write of the station goes through one queue:
+ * whoever commits takes everything queued, appends it in ONE transaction,
+ * and only then releases each caller.  The durability of each row is
+ * unchanged (no caller returns before its row has committed); the fsync is
+ * shared.  One store handle, one committer at a time: the writer thread,
+ * or a thread that queued work without waking it (writer_queue) and
+ * commits it itself (writer_flush) — the signer client's reader, which
+ * would otherwise hand every burst of certificates to the writer thread.
  */
 #ifndef LINECERT_WRITER_H
 #define LINECERT_WRITER_H
