@@ -122,6 +122,30 @@ START_TEST(concurrent_appends_commit_every_row_once)
 END_TEST
 
 /*
+ * Takes the store's write lock on another connection, then submits `first`:
+ * returns once the writer thread is inside that commit, waiting for the lock
+ * (release it with release_store()).
+ */
+static sqlite3 *hold_writer_in_commit(audit_entry_t *first, writer_result_t *r0, sem_t *d0)
+{
+    sqlite3 *blocker = NULL;
+
+    ck_assert_int_eq(sqlite3_open(path, &blocker), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    event(first, "test", "first");
+    sem_init(d0, 0, 0);
+    ck_assert_int_eq(writer_submit(w, first, 1, r0, d0), LC_OK);
+    usleep(100 * 1000);
+    return blocker;
+}
+
+static void release_store(sqlite3 *blocker)
+{
+    ck_assert_int_eq(sqlite3_exec(blocker, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(blocker);
+}
+
+/*
  * writer_submit() returns before the commit and posts `done` after it.  The
  * store is held locked by another connection so that the commit cannot
  * happen yet; the three jobs queued meanwhile then go in one transaction, and
@@ -132,17 +156,10 @@ START_TEST(submit_posts_after_commit_and_isolates_a_bad_entry)
     audit_entry_t first, e[3];
     writer_result_t r0, r[3];
     sem_t d0, d[3];
-    sqlite3 *blocker = NULL;
+    sqlite3 *blocker = hold_writer_in_commit(&first, &r0, &d0);
     long long rows, txns;
     int chain_ok;
 
-    ck_assert_int_eq(sqlite3_open(path, &blocker), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-
-    event(&first, "test", "first");
-    sem_init(&d0, 0, 0);
-    ck_assert_int_eq(writer_submit(w, &first, 1, &r0, &d0), LC_OK);
-    usleep(100 * 1000); /* the writer is now inside that transaction, waiting for the lock */
     event(&e[0], "test", "good 1");
     event(&e[1], NULL, "bad: no kind");
     event(&e[2], "test", "good 2");
@@ -156,8 +173,7 @@ START_TEST(submit_posts_after_commit_and_isolates_a_bad_entry)
     ck_assert_int_eq(errno, EAGAIN);
     ck_assert_int_eq(committed_rows(&chain_ok), 0);
 
-    ck_assert_int_eq(sqlite3_exec(blocker, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(blocker);
+    release_store(blocker);
     ck_assert_int_eq(sem_wait(&d0), 0);
     ck_assert_int_eq(r0.ret, LC_OK);
     ck_assert_int_eq(first.row.seq, 1);
@@ -250,17 +266,11 @@ START_TEST(flush_during_a_commit_leaves_the_queue_to_the_committer)
     audit_entry_t first, later;
     writer_result_t r0, r1;
     sem_t d0, d1;
-    sqlite3 *blocker = NULL;
+    sqlite3 *blocker = hold_writer_in_commit(&first, &r0, &d0);
     struct flusher f = {0};
     pthread_t th;
     int chain_ok;
 
-    ck_assert_int_eq(sqlite3_open(path, &blocker), SQLITE_OK);
-    ck_assert_int_eq(sqlite3_exec(blocker, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    event(&first, "test", "first");
-    sem_init(&d0, 0, 0);
-    ck_assert_int_eq(writer_submit(w, &first, 1, &r0, &d0), LC_OK);
-    usleep(100 * 1000); /* the writer thread is inside its commit, waiting for the lock */
     event(&later, "test", "later");
     sem_init(&d1, 0, 0);
     ck_assert_int_eq(writer_queue(w, &later, 1, &r1, &d1), LC_OK);
@@ -271,8 +281,7 @@ START_TEST(flush_during_a_commit_leaves_the_queue_to_the_committer)
     ck_assert_int_eq(sem_trywait(&d1), -1);
     ck_assert_int_eq(errno, EAGAIN);
 
-    ck_assert_int_eq(sqlite3_exec(blocker, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(blocker);
+    release_store(blocker);
     ck_assert_int_eq(sem_wait(&d0), 0);
     ck_assert_int_eq(sem_wait(&d1), 0);
     ck_assert_int_eq(r0.ret, LC_OK);
