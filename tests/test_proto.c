@@ -346,31 +346,13 @@ END_TEST
 START_TEST(test_reader_idle_only_when_a_read_would_wait)
 {
     /* a CERT frame with id 7 and a 10-octet body, and two more with ids 8 and 9 */
-    unsigned char f[22] = {0,
-                           0,
-                           0,
-                           10,
-                           PROTO_CERT >> 8,
-                           PROTO_CERT & 0xff,
-                           0,
-                           0,
-                           0,
-                           0,
-                           0,
-                           7,
-                           '0',
-                           '1',
-                           '2',
-                           '3',
-                           '4',
-                           '5',
-                           '6',
-                           '7',
-                           '8',
-                           '9'};
-    unsigned char two[44];
+    unsigned char f[PROTO_HEADER + 10] = {0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 7};
+    unsigned char two[2 * sizeof f];
     proto_msg_t r = {0};
 
+    f[4] = PROTO_CERT >> 8;
+    f[5] = PROTO_CERT & 0xff;
+    memcpy(f + PROTO_HEADER, "0123456789", 10);
     ck_assert_int_eq(proto_reader_idle(&rd), 1);
     /* part of a frame: still idle, and the part is kept */
     write_all(sv[0], f, 5);
@@ -910,9 +892,8 @@ START_TEST(test_idle_hook_runs_after_the_replies)
         free(res.der);
     }
     ck_assert_int_eq(p.calls, 3);
+    signer_client_free(c); /* joins the reader; the hook runs once more as it ends */
     ck_assert_int_eq(ip.posted, 3);
-    ck_assert_int_ge(ip.calls, 3);
-    signer_client_free(c); /* the hook runs once more as the reader ends */
     ck_assert_int_ge(ip.calls, 4);
     sem_destroy(&p.taken);
     tu_rmtree(dir);
