@@ -12,7 +12,8 @@
  *  - a refusal carries a refusal reason with a stable name and a printable
  *    detail (the detail goes to the audit log, the PLC log and the UI);
  *  - an accepted CSR's views lie inside the DER, its CN is a valid
- *    registration ID, its key type is set;
+ *    registration ID, its key type is set, an EC key is one point of its
+ *    curve (04 x y or 02/03 x, never the point at infinity);
  *  - our parser is never more lenient than OpenSSL: a CSR that parses and
  *    verifies here also decodes with d2i_X509_REQ and verifies with
  *    X509_REQ_verify;
@@ -91,6 +92,17 @@ static void check_parsed(const lc_csr_t *csr, const unsigned char *der, size_t d
     if (csr->key_type == LC_KEY_RSA) {
         FZ_CHECK(csr->rsa_bits >= 2048 && csr->rsa_bits <= 4096, "RSA size within policy");
         FZ_CHECK(inside(csr->rsa_n, csr->rsa_n_len, der, der_len), "modulus inside the DER");
+    } else {
+        /*
+         * One point of the curve, never the point at infinity: OpenSSL 3.0
+         * verifies forged signatures against that one, so agreeing with
+         * OpenSSL (below) would not catch it (README, findings).
+         */
+        size_t flen = csr->key_type == LC_KEY_EC_P256 ? 32 : 48;
+        FZ_CHECK((csr->key_bits[0] == 0x04 && csr->key_bits_len == 1 + 2 * flen) ||
+                     ((csr->key_bits[0] == 0x02 || csr->key_bits[0] == 0x03) &&
+                      csr->key_bits_len == 1 + flen),
+                 "accepted EC key is a point of its curve");
     }
 }
 

@@ -205,6 +205,8 @@ cp "$corpus/audit/station" "$corpus/audit/minute-counts-overflow"
 sqlite3 "$corpus/audit/minute-counts-overflow" "UPDATE minute_counts SET n = 9223372036854775807"
 # 2. a PEM label with terminal escapes reached refusal details unfiltered (hsm/policy.c).
 printf -- '-----BEGIN CERT\033[31mX-----\nMIIB\n-----END CERT\033[31mX-----\n' >"$corpus/jig/pem-label-escape"
+# 4. an EC key that is the point at infinity passed with a forged proof of possession (hsm/policy.c).
+"$build/make_seeds" csr "$corpus/csr"
 
 for t in csr jig config proto plc audit; do
     printf '%-7s %3d seeds %7d bytes\n' "$t" "$(find "$corpus/$t" -type f | wc -l)" \

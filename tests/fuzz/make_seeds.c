@@ -9,6 +9,9 @@
  *                         journal so it is one self-contained file
  *   make_seeds proto DIR  station <-> signer frames (proto_put, proto_send)
  *   make_seeds plc DIR    PLC register blocks (plc_encode_serial)
+ *   make_seeds csr DIR    CSRs the openssl CLI cannot make (make-seeds.sh
+ *                         makes the others): the regression seed of a
+ *                         forged proof of possession for the point at infinity
  */
 #include "audit.h"
 #include "der.h"
@@ -19,7 +22,10 @@
 #include "proto.h"
 
 #include <fcntl.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/obj_mac.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,10 +426,98 @@ static void plc_seeds(const char *dir)
     plc_seed(dir, "with-tail", 9, 8, "SN2-7", "SN1-000042");
 }
 
+/* ---- CSRs ---------------------------------------------------------------------------------- */
+
+/*
+ * A P-256 CSR whose key is the point at infinity (the one octet 00) with a
+ * "proof of possession" that ECDSA against that point accepts: R = u1·G, so
+ * k fixed, r = x(k·G), s = e/k.  The policy refused neither until
+ * 2026-11-24 (tests/fuzz/README.md, findings).
+ */
+static void csr_seeds(const char *dir)
+{
+    static const unsigned char alg_ec[] = {0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+                                           0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
+                                           0xce, 0x3d, 0x03, 0x01, 0x07};
+    static const unsigned char ecdsa_sha256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
+                                                 0xce, 0x3d, 0x04, 0x03, 0x02};
+    static const unsigned char oid_cn[] = {0x55, 0x04, 0x03}, infinity[] = {0x00};
+    static const char cn[] = "SN1-000042";
+    der_buf_t cri = {0}, sig = {0}, csr = {0};
+    EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+    BN_CTX *bc = BN_CTX_new();
+    BIGNUM *k = BN_new(), *x = BN_new(), *r = BN_new(), *s = BN_new(), *e = NULL, *kinv = NULL;
+    EC_POINT *R = g != NULL ? EC_POINT_new(g) : NULL;
+    const BIGNUM *n = g != NULL ? EC_GROUP_get0_order(g) : NULL;
+    unsigned char digest[32], rb[33], sb[33];
+    int fd;
+
+    der_begin(&cri, DER_SEQUENCE);
+    der_put_small_int(&cri, 0);
+    der_begin(&cri, DER_SEQUENCE); /* subject: CN=SN1-000042 */
+    der_begin(&cri, DER_SET);
+    der_begin(&cri, DER_SEQUENCE);
+    der_put_oid(&cri, oid_cn, sizeof oid_cn);
+    der_put_tlv(&cri, DER_UTF8STRING, cn, sizeof cn - 1);
+    der_end(&cri);
+    der_end(&cri);
+    der_end(&cri);
+    der_begin(&cri, DER_SEQUENCE); /* SubjectPublicKeyInfo */
+    der_begin(&cri, DER_SEQUENCE);
+    der_put_raw(&cri, alg_ec, sizeof alg_ec);
+    der_end(&cri);
+    der_put_bits(&cri, infinity, sizeof infinity);
+    der_end(&cri);
+    der_begin(&cri, 0xa0); /* no attributes */
+    der_end(&cri);
+    der_end(&cri);
+    if (cri.failed || EVP_Digest(cri.p, cri.len, digest, NULL, EVP_sha256(), NULL) != 1)
+        die("csr seed", "CertificationRequestInfo");
+    if (R == NULL || bc == NULL || k == NULL || x == NULL || r == NULL || s == NULL ||
+        BN_hex2bn(&k, "5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed5eed") == 0 ||
+        (e = BN_bin2bn(digest, sizeof digest, NULL)) == NULL ||
+        EC_POINT_mul(g, R, k, NULL, NULL, bc) != 1 ||
+        EC_POINT_get_affine_coordinates(g, R, x, NULL, bc) != 1 || BN_nnmod(r, x, n, bc) != 1 ||
+        (kinv = BN_mod_inverse(NULL, k, n, bc)) == NULL || BN_mod_mul(s, e, kinv, n, bc) != 1 ||
+        BN_bn2binpad(r, rb + 1, 32) != 32 || BN_bn2binpad(s, sb + 1, 32) != 32)
+        die("csr seed", "forging the signature");
+    if (rb[1] == 0 || sb[1] == 0) /* fixed k: never happens; would need a shorter INTEGER */
+        die("csr seed", "r or s has a leading zero octet");
+    rb[0] = sb[0] = 0; /* INTEGERs: a leading zero octet, then drop it if it is not needed */
+    der_begin(&sig, DER_SEQUENCE);
+    der_put_tlv(&sig, DER_INTEGER, rb + !(rb[1] & 0x80), 32 + (rb[1] >> 7));
+    der_put_tlv(&sig, DER_INTEGER, sb + !(sb[1] & 0x80), 32 + (sb[1] >> 7));
+    der_end(&sig);
+    der_begin(&csr, DER_SEQUENCE);
+    der_put_raw(&csr, cri.p, cri.len);
+    der_begin(&csr, DER_SEQUENCE);
+    der_put_raw(&csr, ecdsa_sha256, sizeof ecdsa_sha256);
+    der_end(&csr);
+    der_put_bits(&csr, sig.p, sig.len);
+    der_end(&csr);
+    if (sig.failed || csr.failed)
+        die("csr seed", "encoding");
+    fd = open_seed(dir, "ec256-infinity-forged.der");
+    if (write(fd, csr.p, csr.len) != (ssize_t)csr.len || close(fd) != 0)
+        die("write", "ec256-infinity-forged.der");
+    der_buf_free(&cri);
+    der_buf_free(&sig);
+    der_buf_free(&csr);
+    BN_free(k);
+    BN_free(x);
+    BN_free(r);
+    BN_free(s);
+    BN_free(e);
+    BN_free(kinv);
+    EC_POINT_free(R);
+    BN_CTX_free(bc);
+    EC_GROUP_free(g);
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 3) {
-        fprintf(stderr, "usage: make_seeds audit|proto|plc DIR\n");
+        fprintf(stderr, "usage: make_seeds audit|proto|plc|csr DIR\n");
         return 2;
     }
     if (strcmp(argv[1], "audit") == 0)
@@ -432,6 +526,8 @@ int main(int argc, char **argv)
         proto_seeds(argv[2]);
     else if (strcmp(argv[1], "plc") == 0)
         plc_seeds(argv[2]);
+    else if (strcmp(argv[1], "csr") == 0)
+        csr_seeds(argv[2]);
     else
         die("unknown corpus", argv[1]);
     return 0;
