@@ -341,8 +341,7 @@ static void replies_read(void *ctx)
 {
     issuer_t *is = ctx;
 
-    if (is->writer != NULL)
-        writer_flush(is->writer);
+    writer_flush(is->writer); /* started before any signer, stopped after the last */
 }
 
 /*

@@ -273,8 +273,6 @@ void writer_ack(writer_t *w, const char *serial)
 
 void writer_stats(writer_t *w, long long *rows, long long *transactions)
 {
-    pthread_mutex_lock(&w->mu);
-    *rows = w->rows;
-    *transactions = w->txns;
-    pthread_mutex_unlock(&w->mu);
+    *rows = atomic_load(&w->rows);
+    *transactions = atomic_load(&w->txns);
 }

@@ -121,19 +121,27 @@ int tu_proc_stat(pid_t pid, pid_t *ppid, char *state, char comm[32])
     return 1;
 }
 
+/* The next process in an opendir("/proc") listing; 0 at its end. */
+static pid_t next_pid(DIR *d)
+{
+    struct dirent *e;
+
+    while (d != NULL && (e = readdir(d)) != NULL)
+        if (atoi(e->d_name) > 0)
+            return (pid_t)atoi(e->d_name);
+    return 0;
+}
+
 int tu_orphans(pid_t *out, int cap, int alive_only, const char *name)
 {
     DIR *d = opendir("/proc");
-    struct dirent *e;
+    pid_t pid;
     int n = 0;
 
-    if (d == NULL)
-        return 0;
-    while ((e = readdir(d)) != NULL) {
-        pid_t pid = (pid_t)atoi(e->d_name), ppid = 0;
+    while ((pid = next_pid(d)) > 0) {
+        pid_t ppid = 0;
         char state = 0, comm[32];
-        if (pid <= 0 || tu_tracked(pid) || !tu_proc_stat(pid, &ppid, &state, comm) ||
-            ppid != getpid())
+        if (tu_tracked(pid) || !tu_proc_stat(pid, &ppid, &state, comm) || ppid != getpid())
             continue;
         if ((alive_only && state == 'Z') || (name != NULL && strcmp(comm, name) != 0))
             continue;
@@ -141,7 +149,8 @@ int tu_orphans(pid_t *out, int cap, int alive_only, const char *name)
             out[n] = pid;
         n++;
     }
-    closedir(d);
+    if (d != NULL)
+        closedir(d);
     return n;
 }
 
@@ -191,21 +200,17 @@ int tu_jget(const char *b, const char *e, const char *key, char *out, size_t n)
 int tu_count_procs_with(const char *a, const char *b)
 {
     DIR *d = opendir("/proc");
-    struct dirent *e;
+    pid_t pid;
     int n = 0;
 
-    if (d == NULL)
-        return 0;
-    while ((e = readdir(d)) != NULL) {
-        char path[300], buf[4096], state = 0;
+    while ((pid = next_pid(d)) > 0) {
+        char path[64], buf[4096], state = 0;
         pid_t ppid;
         size_t len;
         FILE *f;
-        if (atoi(e->d_name) <= 0)
+        if (tu_proc_stat(pid, &ppid, &state, NULL) && state == 'Z')
             continue;
-        if (tu_proc_stat((pid_t)atoi(e->d_name), &ppid, &state, NULL) && state == 'Z')
-            continue;
-        snprintf(path, sizeof path, "/proc/%s/cmdline", e->d_name);
+        snprintf(path, sizeof path, "/proc/%d/cmdline", (int)pid);
         if ((f = fopen(path, "r")) == NULL)
             continue;
         len = fread(buf, 1, sizeof buf - 1, f);
@@ -217,6 +222,7 @@ int tu_count_procs_with(const char *a, const char *b)
         if (strstr(buf, a) != NULL && strstr(buf, b) != NULL)
             n++;
     }
-    closedir(d);
+    if (d != NULL)
+        closedir(d);
     return n;
 }

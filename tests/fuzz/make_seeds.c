@@ -60,11 +60,38 @@ struct device {
     audit_cert_t ac;
 };
 
-static void make_device(struct device *d, int n, const char *line)
+/* A Name of one CN (UTF8String). */
+static void put_cn_name(der_buf_t *b, const char *cn)
+{
+    static const unsigned char oid_cn[] = {0x55, 0x04, 0x03};
+
+    der_begin(b, DER_SEQUENCE);
+    der_begin(b, DER_SET);
+    der_begin(b, DER_SEQUENCE);
+    der_put_oid(b, oid_cn, sizeof oid_cn);
+    der_put_tlv(b, DER_UTF8STRING, cn, strlen(cn));
+    der_end(b);
+    der_end(b);
+    der_end(b);
+}
+
+/* A P-256 SubjectPublicKeyInfo holding the encoded point as it is given. */
+static void put_p256_spki(der_buf_t *b, const unsigned char *point, size_t len)
 {
     static const unsigned char oid_ec[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01};
     static const unsigned char oid_p256[] = {0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
-    static const unsigned char oid_cn[] = {0x55, 0x04, 0x03};
+
+    der_begin(b, DER_SEQUENCE);
+    der_begin(b, DER_SEQUENCE);
+    der_put_oid(b, oid_ec, sizeof oid_ec);
+    der_put_oid(b, oid_p256, sizeof oid_p256);
+    der_end(b);
+    der_put_bits(b, point, len);
+    der_end(b);
+}
+
+static void make_device(struct device *d, int n, const char *line)
+{
     static const unsigned char sig[] = {0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01};
     unsigned char point[65];
     der_buf_t spki = {0}, name = {0}, tbs = {0};
@@ -77,21 +104,8 @@ static void make_device(struct device *d, int n, const char *line)
     point[0] = 0x04;
     for (int i = 1; i < 65; i++)
         point[i] = (unsigned char)(n * 31 + i * 7);
-    der_begin(&spki, DER_SEQUENCE);
-    der_begin(&spki, DER_SEQUENCE);
-    der_put_oid(&spki, oid_ec, sizeof oid_ec);
-    der_put_oid(&spki, oid_p256, sizeof oid_p256);
-    der_end(&spki);
-    der_put_bits(&spki, point, sizeof point);
-    der_end(&spki);
-    der_begin(&name, DER_SEQUENCE);
-    der_begin(&name, DER_SET);
-    der_begin(&name, DER_SEQUENCE);
-    der_put_oid(&name, oid_cn, sizeof oid_cn);
-    der_put_tlv(&name, DER_UTF8STRING, "Line CA", 7);
-    der_end(&name);
-    der_end(&name);
-    der_end(&name);
+    put_p256_spki(&spki, point, sizeof point);
+    put_cn_name(&name, "Line CA");
 
     memset(&csr, 0, sizeof csr);
     csr.spki = spki.p;
@@ -436,13 +450,9 @@ static void plc_seeds(const char *dir)
  */
 static void csr_seeds(const char *dir)
 {
-    static const unsigned char alg_ec[] = {0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
-                                           0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
-                                           0xce, 0x3d, 0x03, 0x01, 0x07};
     static const unsigned char ecdsa_sha256[] = {0x06, 0x08, 0x2a, 0x86, 0x48,
                                                  0xce, 0x3d, 0x04, 0x03, 0x02};
-    static const unsigned char oid_cn[] = {0x55, 0x04, 0x03}, infinity[] = {0x00};
-    static const char cn[] = "SN1-000042";
+    static const unsigned char infinity[] = {0x00};
     der_buf_t cri = {0}, sig = {0}, csr = {0};
     EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
     BN_CTX *bc = BN_CTX_new();
@@ -454,20 +464,8 @@ static void csr_seeds(const char *dir)
 
     der_begin(&cri, DER_SEQUENCE);
     der_put_small_int(&cri, 0);
-    der_begin(&cri, DER_SEQUENCE); /* subject: CN=SN1-000042 */
-    der_begin(&cri, DER_SET);
-    der_begin(&cri, DER_SEQUENCE);
-    der_put_oid(&cri, oid_cn, sizeof oid_cn);
-    der_put_tlv(&cri, DER_UTF8STRING, cn, sizeof cn - 1);
-    der_end(&cri);
-    der_end(&cri);
-    der_end(&cri);
-    der_begin(&cri, DER_SEQUENCE); /* SubjectPublicKeyInfo */
-    der_begin(&cri, DER_SEQUENCE);
-    der_put_raw(&cri, alg_ec, sizeof alg_ec);
-    der_end(&cri);
-    der_put_bits(&cri, infinity, sizeof infinity);
-    der_end(&cri);
+    put_cn_name(&cri, "SN1-000042");
+    put_p256_spki(&cri, infinity, sizeof infinity);
     der_begin(&cri, 0xa0); /* no attributes */
     der_end(&cri);
     der_end(&cri);
